@@ -1,0 +1,66 @@
+import type { FastifyBaseLogger } from 'fastify'
+
+/** A broadcast that travels between nodes: the payload is already encoded, framing is per node. */
+export interface BroadcastEnvelope {
+  kind: 'broadcast'
+  /** Frame payload. */
+  payload: Buffer
+  /** Binary (`true`) or text (`false`) frame. */
+  binary: boolean
+  /** Only members of any of these rooms receive it; absent means every client. */
+  rooms?: readonly string[]
+  /** Id of a client that must not receive it. */
+  except?: string
+}
+
+/** A message for one client, wherever in the cluster it is connected. */
+export interface DirectEnvelope {
+  kind: 'send'
+  /** Id of the receiving client. */
+  to: string
+  /** Frame payload. */
+  payload: Buffer
+  /** Binary (`true`) or text (`false`) frame. */
+  binary: boolean
+}
+
+/** What one node publishes to the others. */
+export type HubEnvelope = BroadcastEnvelope | DirectEnvelope
+
+/** The side of a hub that an adapter talks to. */
+export interface HubNode {
+  /** Unique id of this node (process) in the cluster. */
+  readonly nodeId: string
+  /** Delivers an envelope published by another node to this node's matching clients. */
+  deliver (envelope: HubEnvelope): void
+  /** Open clients on this node. */
+  onlineCount (): number
+  /** Local members of a room. */
+  roomSize (room: string): number
+  /** The Fastify logger, for the adapter's own warnings. */
+  readonly log: FastifyBaseLogger
+}
+
+/**
+ * How hubs of several processes reach each other. The hub delivers every message locally itself,
+ * then hands it to `publish`; the adapter carries it to the other nodes and calls their `deliver`.
+ * An adapter must deliver each envelope to each other node at most once and in publish order, and
+ * must never deliver a node's own envelopes back to it.
+ */
+export interface HubAdapter {
+  /** Connects the adapter to its hub; called once when the Fastify instance becomes ready. */
+  start (node: HubNode): Promise<void> | void
+  /**
+   * Sends an envelope to every other node. Never throws: failures are counted in `stats()`.
+   * @returns true when the envelope left this node, false when it was dropped (no other node, link down)
+   */
+  publish (envelope: HubEnvelope): boolean
+  /** Open clients on every live node. */
+  clusterCount (): Promise<number>
+  /** Members of a room on every live node. */
+  clusterRoomSize (room: string): Promise<number>
+  /** Counters of the adapter's own (published, dropped, malformed...), merged into `hub.stats()`. */
+  stats? (): Readonly<Record<string, number>>
+  /** Leaves the cluster and frees every resource; called once when the Fastify instance closes. */
+  close (): Promise<void> | void
+}

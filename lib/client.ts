@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto'
+import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { Hub } from './hub.js'
+import type { HubCore } from './hub-core.js'
+import type { RouteHandlers } from './read-loop.js'
+import { CloseCode } from './constants.js'
+import { encodeMessage, type OutgoingMessage } from './message.js'
+
+/** Where a client is in its life: `open` until a close starts, `closing` until the socket ends. */
+export type ClientState = 'open' | 'closing' | 'closed'
+
+/** Anything a custom-params object may be. */
+export type ClientParams = object
+
+/** A message waiting while the client's previous one is being handled. */
+export interface QueuedMessage {
+  data: string | Buffer
+  isBinary: boolean
+}
+
+const EMPTY_ROOMS: ReadonlySet<string> = new Set()
+
+/**
+ * One websocket connection of one upgrade request, as handlers see it. Handlers get the same
+ * object from `onOpen` to `onClose`; `params` holds what `onUpgrade` returned for this request.
+ */
+export class Client<TParams extends ClientParams = Record<string, unknown>> {
+  /** Unique id (a random UUID), unique across every node of a cluster. */
+  readonly id: string = randomUUID()
+  /** The hub this client belongs to. */
+  readonly hub: Hub
+  /** The custom params `onUpgrade` returned, typed from the route's `params` schema. */
+  readonly params: TParams
+  /** The upgrade request (its `id`, `query`, `headers`, decorators). */
+  readonly request: FastifyRequest
+  /** The underlying `ws` WebSocket; frames written past the hub lose its ordering guarantees. */
+  readonly socket: WebSocket
+
+  /** @internal */ readonly _core: HubCore
+  /** @internal */ readonly _handlers: RouteHandlers
+  /** @internal the stream frames are written to directly; undefined when `ws` must frame (compression) */
+  _raw: Duplex | undefined
+  /** @internal */ _state: ClientState = 'open'
+  /** @internal created on the first join: most clients never join a room */
+  _rooms: Set<string> | undefined
+  /** @internal */ _heartbeatFailures = 0
+  /** @internal */ _awaitingPong = false
+  /** @internal last time a message or pong arrived, or a handler was running */
+  _lastSeen: number
+  /** @internal when the client was first seen above maxBufferedBytes; 0 when it is not */
+  _slowSince = 0
+  /** @internal when a server-side close began; 0 while open */
+  _closingSince = 0
+  /** @internal corked by the fan-out until the end of this event-loop turn */
+  _corked = false
+  /** @internal number of the last multi-room broadcast that reached it (deduplicates members) */
+  _broadcastMark = 0
+  /** @internal a handler (onOpen or onMessage) is running; the socket is paused meanwhile */
+  _busy = false
+  /** @internal messages read while a handler was running; bounded by what one read holds */
+  _queue: QueuedMessage[] | undefined
+  /** @internal onError already ran: it runs at most once per client */
+  _errored = false
+  /** @internal the socket has closed; onClose waits for the running handler */
+  _socketClosed = false
+  /** @internal code and reason of the close, kept until onClose runs */
+  _closeCode: number = CloseCode.abnormal
+  /** @internal */ _closeReason = ''
+  /** @internal timestamps of messages in the current rate-limit window */
+  _windowStart = 0
+  /** @internal */ _windowCount = 0
+  /** @internal remote address, kept to release its per-IP slot */
+  _ip: string
+  #log: FastifyBaseLogger | undefined
+
+  /** @internal clients are created by the hub when an upgrade succeeds */
+  constructor (core: HubCore, hub: Hub, socket: WebSocket, request: FastifyRequest, params: TParams, handlers: RouteHandlers, ip: string) {
+    this._core = core
+    this.hub = hub
+    this.socket = socket
+    this.request = request
+    this.params = params
+    this._handlers = handlers
+    this._ip = ip
+    this._lastSeen = Date.now()
+  }
+
+  /** This client as the hub stores it: the hub does not care about the params' type. */
+  get #untyped (): Client {
+    return this as unknown as Client
+  }
+
+  /** A child of the request's logger bound to this client's id (made on first use). */
+  get log (): FastifyBaseLogger {
+    this.#log ??= this.request.log.child({ clientId: this.id })
+    return this.#log
+  }
+
+  /** `open`, `closing` or `closed`. */
+  get state (): ClientState {
+    return this._state
+  }
+
+  /** The rooms this client has joined. */
+  get rooms (): ReadonlySet<string> {
+    return this._rooms ?? EMPTY_ROOMS
+  }
+
+  /** Consecutive pings this client has left unanswered right now. */
+  get heartbeatFailures (): number {
+    return this._heartbeatFailures
+  }
+
+  /**
+   * Sends one message: a string as a text frame, bytes as a binary frame, any other value as JSON
+   * text. Frames reach the client in the order of the calls, broadcasts included.
+   * @returns `false` when the client is not open, or is a slow consumer and the message was dropped
+   * @throws {UnserializableMessageError} when the value has no JSON form
+   */
+  send (data: OutgoingMessage): boolean {
+    if (this._state !== 'open') return false
+    return this._core.writeMessage(this.#untyped, encodeMessage(data))
+  }
+
+  /** Joins a room; broadcasts with `{ room }` reach it from now on. Left automatically on close. */
+  join (room: string): void {
+    if (this._state !== 'open') return
+    this._core.join(this.#untyped, room)
+  }
+
+  /** Leaves a room. */
+  leave (room: string): void {
+    this._core.leave(this.#untyped, room)
+  }
+
+  /**
+   * Starts the close handshake. The client leaves the hub when the socket closes; `onClose` follows.
+   * @param code a close code (1000 or 3000-4999 for applications); default 1000
+   * @param reason at most 123 bytes of UTF-8
+   */
+  close (code: number = CloseCode.normal, reason?: string): void {
+    if (this._state !== 'open') return
+    // ws checks the code and reason and throws a TypeError for a bad one, before anything changes
+    this.socket.close(code, reason)
+    this._state = 'closing'
+    this._closingSince = Date.now()
+  }
+
+  /** @internal destroys the TCP socket at once (the peer sees 1006) */
+  _terminate (): void {
+    if (this._state === 'open') {
+      this._state = 'closing'
+      this._closingSince = Date.now()
+    }
+    this.socket.terminate()
+  }
+}

@@ -1,0 +1,41 @@
+import createError from '@fastify/error'
+
+/** Thrown at registration when an option is missing its mark; the message names the option. */
+export const InvalidOptionError = createError<'FST_WS_HUB_INVALID_OPTION', 500, [string, string]>(
+  'FST_WS_HUB_INVALID_OPTION', 'Invalid fastify-ws-hub option "%s": %s', 500, TypeError)
+
+/** Thrown by `hub.route()` when a route option is wrong; the message names the option. */
+export const InvalidRouteError = createError<'FST_WS_HUB_INVALID_ROUTE', 500, [string, string]>(
+  'FST_WS_HUB_INVALID_ROUTE', 'Invalid hub route option "%s": %s', 500, TypeError)
+
+/** The params returned by `onUpgrade` do not match the route's `params` schema (a server bug: 500). */
+export const InvalidParamsError = createError<'FST_WS_HUB_INVALID_PARAMS', 500, [string]>(
+  'FST_WS_HUB_INVALID_PARAMS', 'onUpgrade returned params that do not match the route schema: %s', 500)
+
+/** A value given to `send` or `broadcast` cannot be turned into a websocket message. */
+export const UnserializableMessageError = createError<'FST_WS_HUB_UNSERIALIZABLE', 500, [string]>(
+  'FST_WS_HUB_UNSERIALIZABLE', 'Cannot send this value as a websocket message: %s', 500, TypeError)
+
+/** An upgrade reached the hub while it shuts down. */
+export const HubClosingError = createError<'FST_WS_HUB_CLOSING', 503, []>(
+  'FST_WS_HUB_CLOSING', 'The websocket hub is shutting down', 503)
+
+/** A handler threw something that is not an `Error`; this wraps it so `onError` always gets an Error. */
+export const HandlerError = createError<'FST_WS_HUB_HANDLER_ERROR', 500, [string]>(
+  'FST_WS_HUB_HANDLER_ERROR', 'A hub handler threw a non-Error value: %s', 500)
+
+/** The plugin was registered twice on the same instance. */
+export const AlreadyRegisteredError = createError<'FST_WS_HUB_ALREADY_REGISTERED', 500, []>(
+  'FST_WS_HUB_ALREADY_REGISTERED', 'fastify-ws-hub is already registered on this instance', 500)
+
+/** The upgrade's `Origin` is not allowed (cross-site WebSocket hijacking defence). */
+export const OriginForbiddenError = createError<'FST_WS_HUB_ORIGIN_FORBIDDEN', 403, [string]>(
+  'FST_WS_HUB_ORIGIN_FORBIDDEN', 'Origin %s may not open a websocket here', 403)
+
+/** `maxConnections` is reached. */
+export const TooManyConnectionsError = createError<'FST_WS_HUB_TOO_MANY_CONNECTIONS', 503, []>(
+  'FST_WS_HUB_TOO_MANY_CONNECTIONS', 'The websocket hub is at its connection limit', 503)
+
+/** `maxConnectionsPerIp` is reached for the caller's address. */
+export const TooManyConnectionsPerIpError = createError<'FST_WS_HUB_TOO_MANY_CONNECTIONS_PER_IP', 429, []>(
+  'FST_WS_HUB_TOO_MANY_CONNECTIONS_PER_IP', 'Too many websocket connections from this address', 429)

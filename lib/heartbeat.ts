@@ -1,0 +1,125 @@
+import type { Client } from './client.js'
+import { CloseCode } from './constants.js'
+import { framePing } from './frame.js'
+import type { HubCore } from './hub-core.js'
+
+/** Clients checked per slice of a sweep; slices are spread over event-loop turns. */
+const SLICE = 512
+/** The sweep runs at least this often, so deadlines are kept to about a second. */
+const MAX_PERIOD = 1_000
+const MIN_PERIOD = 5
+
+/**
+ * Keeps every client's liveness on ONE timer: heartbeat pings, unanswered-ping failures, the idle
+ * deadline (`readTimeout`), the slow-consumer deadline (`writeTimeout`) and the end of close
+ * handshakes that never finish. A sweep walks the clients in slices of 512 with `setImmediate`
+ * between slices, so that even 10k clients never hold the event loop for long.
+ */
+export class Heartbeat {
+  readonly #core: HubCore
+  readonly #period: number
+  readonly #pingFrame: Buffer | undefined
+  #timer: NodeJS.Timeout | undefined
+  #immediate: NodeJS.Immediate | undefined
+  #nextPingAt = 0
+  #sweeping: Iterator<Client> | undefined
+  #sweepNow = 0
+  #sweepPings = false
+
+  constructor (core: HubCore) {
+    this.#core = core
+    const { heartbeat, readTimeout, writeTimeout } = core.options
+    let period = Math.min(MAX_PERIOD, writeTimeout / 4)
+    if (heartbeat !== false) period = Math.min(period, heartbeat.interval)
+    if (readTimeout > 0) period = Math.min(period, readTimeout / 4)
+    this.#period = Math.max(MIN_PERIOD, period)
+    this.#pingFrame = heartbeat === false ? undefined : framePing(heartbeat.payload)
+  }
+
+  /** Starts the timer (unref'd: it never keeps the process alive). */
+  start (): void {
+    const heartbeat = this.#core.options.heartbeat
+    if (heartbeat !== false) this.#nextPingAt = Date.now() + heartbeat.interval
+    this.#timer = setInterval(() => this.#tick(), this.#period)
+    this.#timer.unref()
+  }
+
+  /** Stops the timer and any sweep in progress. */
+  stop (): void {
+    clearInterval(this.#timer)
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate)
+    this.#timer = undefined
+    this.#immediate = undefined
+    this.#sweeping = undefined
+  }
+
+  #tick (): void {
+    // A sweep still walking its slices finishes first; this tick's work folds into the next one.
+    if (this.#sweeping !== undefined) return
+    const now = Date.now()
+    const heartbeat = this.#core.options.heartbeat
+    this.#sweepPings = heartbeat !== false && now >= this.#nextPingAt
+    if (heartbeat !== false && this.#sweepPings) this.#nextPingAt = now + heartbeat.interval
+    this.#sweepNow = now
+    this.#sweeping = this.#core.clients.values()
+    this.#slice()
+  }
+
+  #slice (): void {
+    this.#immediate = undefined
+    const clients = this.#sweeping
+    if (clients === undefined) return
+    for (let checked = 0; checked < SLICE; checked++) {
+      const next = clients.next()
+      if (next.done === true) {
+        this.#sweeping = undefined
+        return
+      }
+      this.#check(next.value)
+    }
+    this.#immediate = setImmediate(() => this.#slice())
+  }
+
+  #check (client: Client): void {
+    const core = this.#core
+    const { heartbeat, readTimeout, writeTimeout, maxBufferedBytes, shutdownTimeout } = core.options
+    const now = this.#sweepNow
+    if (client._state !== 'open') {
+      // A close handshake the peer never answers must not hold the socket for ws's 30 s.
+      if (client._state === 'closing' && now - client._closingSince >= shutdownTimeout) client._terminate()
+      return
+    }
+    if (client._busy) {
+      // The socket is paused while a handler runs: unread pongs are the server's delay, not the peer's.
+      client._lastSeen = now
+      client._awaitingPong = false
+    } else if (readTimeout > 0 && now - client._lastSeen >= readTimeout) {
+      core.counters.idleCloses++
+      client.close(CloseCode.goingAway, 'idle')
+      return
+    }
+    if (client.socket.bufferedAmount > maxBufferedBytes) {
+      if (client._slowSince === 0) {
+        client._slowSince = now
+      } else if (now - client._slowSince >= writeTimeout) {
+        core.counters.slowConsumerCloses++
+        client.close(CloseCode.policyViolation, 'slow consumer')
+        return
+      }
+    } else {
+      client._slowSince = 0
+    }
+    if (!this.#sweepPings || heartbeat === false) return
+    if (client._awaitingPong && ++client._heartbeatFailures >= heartbeat.maxFailures) {
+      core.counters.heartbeatTimeouts++
+      client._terminate()
+      return
+    }
+    client._awaitingPong = true
+    if (client._raw !== undefined) {
+      core.fanOut.write(client, this.#pingFrame as Buffer)
+    } else {
+      client.socket.ping(heartbeat.payload)
+    }
+  }
+}

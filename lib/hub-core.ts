@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { HubAdapter, HubEnvelope, HubNode } from './adapters/adapter.js'
+import { memoryAdapter } from './adapters/memory.js'
+import type { Client } from './client.js'
+import type { Hub } from './hub.js'
+import { CloseCode } from './constants.js'
+import { FanOut } from './fanout.js'
+import { frameData, type Frame } from './frame.js'
+import type { EncodedMessage } from './message.js'
+import type { ResolvedHubOptions } from './options.js'
+import { createCounters, type HubStats } from './stats.js'
+
+const OPEN = 1
+
+/**
+ * The state every view of a hub shares: clients, rooms, counters, and the one place where frames
+ * are written. It is also the node that the adapter delivers other nodes' messages to.
+ */
+export class HubCore implements HubNode {
+  readonly nodeId = randomUUID()
+  readonly clients = new Map<string, Client>()
+  readonly rooms = new Map<string, Set<Client>>()
+  readonly counters = createCounters()
+  readonly options: ResolvedHubOptions
+  readonly adapter: HubAdapter
+  readonly log: FastifyBaseLogger
+  readonly fanOut = new FanOut()
+  /** Open clients per remote address, for `maxConnectionsPerIp`. */
+  readonly clientsPerIp = new Map<string, number>()
+  /** Upgrades admitted but not yet open or refused; they count against the connection caps. */
+  pendingUpgrades = 0
+  closing = false
+  /** The app's root view of the hub: what `client.hub` is. Set by the plugin. */
+  hub: Hub | undefined
+  #broadcastMark = 0
+  /** Clients opened whose onClose has not finished yet: shutdown waits for them. */
+  #unfinished = 0
+  #allFinished: (() => void) | undefined
+
+  constructor (options: ResolvedHubOptions, log: FastifyBaseLogger) {
+    this.options = options
+    this.log = log
+    this.adapter = options.adapter ?? memoryAdapter()
+  }
+
+  onlineCount (): number {
+    return this.clients.size
+  }
+
+  roomSize (room: string): number {
+    return this.rooms.get(room)?.size ?? 0
+  }
+
+  /** Adds an open client to the hub. */
+  add (client: Client): void {
+    this.clients.set(client.id, client)
+    this.holdIp(client._ip)
+    this.#unfinished++
+  }
+
+  /** Notes that a client's onClose has finished: its whole life is over. */
+  finished (): void {
+    if (--this.#unfinished === 0) this.#allFinished?.()
+  }
+
+  /** Removes a client from the hub and from every room it joined. */
+  remove (client: Client): void {
+    if (!this.clients.delete(client.id)) return
+    if (client._rooms !== undefined) {
+      for (const room of client._rooms) this.#leaveRoom(client, room)
+      client._rooms.clear()
+    }
+    this.releaseIp(client._ip)
+  }
+
+  join (client: Client, room: string): void {
+    if (typeof room !== 'string') throw new TypeError('A room name must be a string')
+    let members = this.rooms.get(room)
+    if (members === undefined) {
+      members = new Set()
+      this.rooms.set(room, members)
+    }
+    members.add(client)
+    client._rooms ??= new Set()
+    client._rooms.add(room)
+  }
+
+  leave (client: Client, room: string): void {
+    if (client._rooms?.delete(room) === true) this.#leaveRoom(client, room)
+  }
+
+  #leaveRoom (client: Client, room: string): void {
+    const members = this.rooms.get(room)
+    if (members === undefined) return
+    members.delete(client)
+    if (members.size === 0) this.rooms.delete(room)
+  }
+
+  /** Counts one more open socket for an address. */
+  holdIp (ip: string): void {
+    this.clientsPerIp.set(ip, (this.clientsPerIp.get(ip) ?? 0) + 1)
+  }
+
+  /** Releases an address's slot. */
+  releaseIp (ip: string): void {
+    const count = (this.clientsPerIp.get(ip) ?? 1) - 1
+    if (count <= 0) this.clientsPerIp.delete(ip)
+    else this.clientsPerIp.set(ip, count)
+  }
+
+  /**
+   * Writes one message to one client, framed by the caller when it framed it already.
+   * @returns false when the client cannot take it (closing, or a slow consumer: counted as dropped)
+   */
+  writeMessage (client: Client, message: EncodedMessage, frame?: Frame): boolean {
+    const socket = client.socket
+    if (client._state !== 'open' || socket.readyState !== OPEN) return false
+    if (socket.bufferedAmount > this.options.maxBufferedBytes) {
+      this.counters.dropped++
+      if (client._slowSince === 0) client._slowSince = Date.now()
+      return false
+    }
+    if (client._raw !== undefined) {
+      this.fanOut.write(client, frame ?? frameData(message.payload, message.binary))
+    } else {
+      socket.send(message.payload, { binary: message.binary })
+    }
+    this.counters.messagesOut++
+    this.counters.bytesOut += message.payload.length
+    return true
+  }
+
+  /**
+   * Writes a message to every matching local client, framing it once.
+   * @returns the number of clients it was written to
+   */
+  deliverLocal (message: EncodedMessage, rooms: readonly string[] | undefined, except: string | undefined): number {
+    const frame = frameData(message.payload, message.binary)
+    let written = 0
+    if (rooms === undefined) {
+      for (const client of this.clients.values()) {
+        if (client.id !== except && this.writeMessage(client, message, frame)) written++
+      }
+      return written
+    }
+    if (rooms.length === 1) {
+      const members = this.rooms.get(rooms[0] as string)
+      if (members === undefined) return 0
+      for (const client of members) {
+        if (client.id !== except && this.writeMessage(client, message, frame)) written++
+      }
+      return written
+    }
+    // A client in several of the rooms must get the message once: mark it with this broadcast's number.
+    const mark = ++this.#broadcastMark
+    for (const room of rooms) {
+      const members = this.rooms.get(room)
+      if (members === undefined) continue
+      for (const client of members) {
+        if (client._broadcastMark === mark) continue
+        client._broadcastMark = mark
+        if (client.id !== except && this.writeMessage(client, message, frame)) written++
+      }
+    }
+    return written
+  }
+
+  /** Delivers an envelope that another node published. */
+  deliver (envelope: HubEnvelope): void {
+    const message = { payload: envelope.payload, binary: envelope.binary }
+    if (envelope.kind === 'broadcast') {
+      this.deliverLocal(message, envelope.rooms, envelope.except)
+      return
+    }
+    const client = this.clients.get(envelope.to)
+    if (client !== undefined) this.writeMessage(client, message)
+  }
+
+  stats (): HubStats {
+    const stats: HubStats = { clients: this.clients.size, rooms: this.rooms.size, ...this.counters }
+    const adapterStats = this.adapter.stats?.()
+    if (adapterStats !== undefined) {
+      for (const [name, value] of Object.entries(adapterStats)) stats[`adapter.${name}`] = value
+    }
+    return stats
+  }
+
+  /**
+   * Closes every client with 1001 and waits for their close handshakes and `onClose` hooks, at most
+   * `shutdownTimeout` ms; whoever is still there then is terminated, and their `onClose` hooks get
+   * one more `shutdownTimeout` before shutdown goes on without them (with a warning).
+   */
+  async closeAll (): Promise<void> {
+    if (this.#unfinished === 0) return
+    const finished = new Promise<void>(resolve => { this.#allFinished = resolve })
+    for (const client of this.clients.values()) {
+      if (client._state === 'open') client.close(CloseCode.goingAway, 'server shutdown')
+    }
+    if (!await this.#within(finished)) {
+      for (const client of this.clients.values()) client._terminate()
+      if (!await this.#within(finished)) {
+        this.log.warn({ unfinished: this.#unfinished }, 'fastify-ws-hub: onClose hooks still running after shutdownTimeout')
+      }
+    }
+    this.#allFinished = undefined
+  }
+
+  /** Resolves true if the promise settles within `shutdownTimeout`, false otherwise. */
+  async #within (promise: Promise<void>): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<boolean>(resolve => { timer = setTimeout(resolve, this.options.shutdownTimeout, false) })
+    const settled = await Promise.race([promise.then(() => true), timedOut])
+    clearTimeout(timer)
+    return settled
+  }
+}

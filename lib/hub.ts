@@ -1,0 +1,115 @@
+import type { FastifyInstance, FastifySchema, onRequestHookHandler } from 'fastify'
+import type { Client, ClientParams } from './client.js'
+import type { HubCore } from './hub-core.js'
+import { encodeMessage, type OutgoingMessage } from './message.js'
+import { registerHubRoute, type HubRouteOptions, type NoParams } from './route.js'
+import type { HubStats } from './stats.js'
+
+/** Who a broadcast reaches. */
+export interface BroadcastOptions {
+  /** Only members of this room, or of any of these rooms (each client once). */
+  room?: string | readonly string[]
+  /** A client (or client id) that must not receive it, typically the sender. */
+  except?: Client | string
+}
+
+/**
+ * The hub, as `fastify.hub` and `client.hub`. Every encapsulation context sees its own view of
+ * the one hub of the app: they share clients, rooms and counters, and `route()` registers the
+ * route in the context whose view it is called on (its prefix, hooks and decorators).
+ */
+export class Hub {
+  readonly #core: HubCore
+  readonly #instance: FastifyInstance
+  readonly #admission: onRequestHookHandler
+
+  /** @internal views are made by the plugin */
+  constructor (core: HubCore, instance: FastifyInstance, admission: onRequestHookHandler) {
+    this.#core = core
+    this.#instance = instance
+    this.#admission = admission
+  }
+
+  /** @internal a view of the same hub for another encapsulation context */
+  _viewFor (instance: FastifyInstance): Hub {
+    return new Hub(this.#core, instance, this.#admission)
+  }
+
+  /** This process's open clients, by id. */
+  get clients (): ReadonlyMap<string, Client> {
+    return this.#core.clients
+  }
+
+  /** Unique id of this node (process) in the cluster. */
+  get nodeId (): string {
+    return this.#core.nodeId
+  }
+
+  /** Number of open clients in this process (the seed's `GetOnlineClients`). */
+  onlineCount (): number {
+    return this.#core.clients.size
+  }
+
+  /** Number of open clients on every node of the cluster (equals `onlineCount()` on one process). */
+  clusterCount (): Promise<number> {
+    return this.#core.adapter.clusterCount()
+  }
+
+  /** Local members of a room. */
+  roomSize (room: string): number {
+    return this.#core.roomSize(room)
+  }
+
+  /** Members of a room on every node of the cluster. */
+  clusterRoomSize (room: string): Promise<number> {
+    return this.#core.adapter.clusterRoomSize(room)
+  }
+
+  /**
+   * Sends a message to every open client (or to the members of `room`), on every node. The value is
+   * serialised and framed once, whatever the number of receivers; slow consumers are skipped and
+   * counted in `stats().dropped`.
+   * @returns the number of local clients it was written to
+   * @throws {UnserializableMessageError} when the value has no JSON form
+   */
+  broadcast (data: OutgoingMessage, options?: BroadcastOptions): number {
+    const message = encodeMessage(data)
+    const room = options?.room
+    const rooms = room === undefined ? undefined : typeof room === 'string' ? [room] : room
+    const except = options?.except
+    const exceptId = except === undefined ? undefined : typeof except === 'string' ? except : except.id
+    const core = this.#core
+    const written = core.deliverLocal(message, rooms, exceptId)
+    core.adapter.publish({ kind: 'broadcast', payload: message.payload, binary: message.binary, rooms, except: exceptId })
+    return written
+  }
+
+  /**
+   * Sends a message to one client, wherever in the cluster it is connected.
+   * @returns true when it was written to a local client or handed to the other nodes
+   * @throws {UnserializableMessageError} when the value has no JSON form
+   */
+  sendTo (clientId: string, data: OutgoingMessage): boolean {
+    const core = this.#core
+    const message = encodeMessage(data)
+    const client = core.clients.get(clientId)
+    if (client !== undefined) return core.writeMessage(client, message)
+    return core.adapter.publish({ kind: 'send', to: clientId, payload: message.payload, binary: message.binary })
+  }
+
+  /** The hub's counters. */
+  stats (): HubStats {
+    return this.#core.stats()
+  }
+
+  /**
+   * Registers a websocket route in this view's encapsulation context.
+   * @throws {InvalidRouteError} naming the route option that is wrong
+   */
+  route<TParams extends ClientParams = NoParams, const S extends FastifySchema = FastifySchema> (
+    options: HubRouteOptions<TParams, S>
+  ): this {
+    registerHubRoute(this.#instance, this.#core, this, this.#admission, options as unknown as HubRouteOptions<ClientParams>)
+    return this
+  }
+}

@@ -1,0 +1,31 @@
+import { fastifyWsHub } from './plugin.js'
+
+export { fastifyWsHub }
+export default fastifyWsHub
+
+export { Type } from '@sinclair/typebox'
+export type { Static, TSchema } from '@sinclair/typebox'
+export { WebsocketHandshakeSuccess, WebsocketServerPingMsg, CloseCode } from './constants.js'
+export {
+  AlreadyRegisteredError,
+  HandlerError,
+  HubClosingError,
+  InvalidOptionError,
+  InvalidParamsError,
+  InvalidRouteError,
+  OriginForbiddenError,
+  TooManyConnectionsError,
+  TooManyConnectionsPerIpError,
+  UnserializableMessageError
+} from './errors.js'
+export { Client } from './client.js'
+export type { ClientParams, ClientState } from './client.js'
+export { Hub } from './hub.js'
+export type { BroadcastOptions } from './hub.js'
+export type { HubRouteOptions, HubRouteFastifyOptions, HubUpgradeRequest, NoParams } from './route.js'
+export type { OutgoingMessage } from './message.js'
+export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.js'
+export type { HubStats } from './stats.js'
+export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope } from './adapters/adapter.js'
+export { memoryAdapter, MemoryBus } from './adapters/memory.js'
+export type { MemoryAdapterOptions } from './adapters/memory.js'

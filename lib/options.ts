@@ -1,0 +1,205 @@
+import type { FastifyRequest } from 'fastify'
+import type { WebsocketPluginOptions } from '@fastify/websocket'
+import type { HubAdapter } from './adapters/adapter.js'
+import type { Client } from './client.js'
+import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.js'
+import { InvalidOptionError } from './errors.js'
+
+/** What a handshake message may be: fixed text or bytes, or built per client. */
+export type HandshakeMessage = string | Buffer | ((client: Client) => string | Buffer)
+
+/**
+ * Which browser origins may open a socket. A string matches an origin exactly
+ * (`'https://app.example.com'`), a RegExp is tested against it, a function decides;
+ * `'*'` allows every origin.
+ */
+export type AllowedOrigins =
+  | '*'
+  | string
+  | RegExp
+  | ReadonlyArray<string | RegExp>
+  | ((origin: string, request: FastifyRequest) => boolean)
+
+/** Server heartbeat settings. */
+export interface HeartbeatOptions {
+  /** Milliseconds between two pings to every client. Default 20000 (the seed's `pingPeriod`). */
+  interval?: number
+  /** Consecutive unanswered pings after which a client is terminated. Default 4. */
+  maxFailures?: number
+  /** Payload of each ping frame, at most 125 bytes. Default `WebsocketServerPingMsg`. */
+  payload?: string | Buffer
+}
+
+/** Per-client message rate limit. */
+export interface RateLimitOptions {
+  /** Messages allowed per window. */
+  max: number
+  /** Window length in milliseconds. */
+  windowMs: number
+}
+
+/** Options of `app.register(fastifyWsHub, options)`. Every one is optional. */
+export interface FastifyWsHubOptions {
+  /** Server heartbeat; `false` turns it off. */
+  heartbeat?: HeartbeatOptions | false
+  /** Message sent to each client once it is registered; `false` sends none. */
+  handshakeMessage?: HandshakeMessage | false
+  /** Largest message accepted, in bytes; a larger one closes the client with 1009. Default 65535. */
+  maxPayload?: number
+  /** Milliseconds of silence (no message, no pong) after which a client is closed with 1001; 0 = off. Default 100000. */
+  readTimeout?: number
+  /** Milliseconds a client may stay above `maxBufferedBytes` before it is closed with 1008. Default 35000. */
+  writeTimeout?: number
+  /** Unsent bytes above which a client is a slow consumer and broadcasts skip it. Default 1 MiB. */
+  maxBufferedBytes?: number
+  /** Milliseconds `app.close()` waits for close handshakes before it terminates the rest. Default 3000. */
+  shutdownTimeout?: number
+  /** Browser origins allowed to connect. Default: an `Origin` must match the request's own host. */
+  allowedOrigins?: AllowedOrigins
+  /** Open clients allowed in this process; further upgrades get 503. Default: no limit. */
+  maxConnections?: number
+  /** Open clients allowed per remote IP (honours Fastify's `trustProxy`); further upgrades get 429. Default: no limit. */
+  maxConnectionsPerIp?: number
+  /** Messages a client may send per window; over it the client is closed with 1008. Default: no limit. */
+  rateLimit?: RateLimitOptions | false
+  /** How hubs of several processes reach each other. Default: an in-memory adapter (one process). */
+  adapter?: HubAdapter
+  /** Options for @fastify/websocket when this plugin registers it. */
+  websocket?: WebsocketPluginOptions
+}
+
+/** Options after defaults and checks: what the hub runs on. */
+export interface ResolvedHubOptions {
+  heartbeat: { interval: number, maxFailures: number, payload: Buffer } | false
+  handshakeMessage: HandshakeMessage | false
+  maxPayload: number
+  readTimeout: number
+  writeTimeout: number
+  maxBufferedBytes: number
+  shutdownTimeout: number
+  allowedOrigins: AllowedOrigins | undefined
+  maxConnections: number
+  maxConnectionsPerIp: number
+  rateLimit: RateLimitOptions | false
+  adapter: HubAdapter | undefined
+  websocket: WebsocketPluginOptions
+}
+
+const MAX_PING_PAYLOAD = 125
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value)
+}
+
+function positiveNumber (name: string, value: unknown, fallback: number, allowZero = false): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) {
+    throw new InvalidOptionError(name, `expected a ${allowZero ? 'non-negative' : 'positive'} finite number, got ${describe(value)}`)
+  }
+  return value
+}
+
+function wholeNumber (name: string, value: unknown, fallback: number, minimum: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
+    throw new InvalidOptionError(name, `expected a whole number >= ${minimum}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  return typeof value === 'object' ? 'an object' : String(value)
+}
+
+function resolveHeartbeat (value: unknown): ResolvedHubOptions['heartbeat'] {
+  if (value === false) return false
+  if (value !== undefined && !isPlainObject(value)) {
+    throw new InvalidOptionError('heartbeat', `expected an object or false, got ${describe(value)}`)
+  }
+  const heartbeat = value ?? {}
+  const payload = heartbeat.payload ?? WebsocketServerPingMsg
+  if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) {
+    throw new InvalidOptionError('heartbeat.payload', `expected a string or Buffer, got ${describe(payload)}`)
+  }
+  const payloadBytes = Buffer.from(payload)
+  if (payloadBytes.length > MAX_PING_PAYLOAD) {
+    throw new InvalidOptionError('heartbeat.payload', `a ping payload holds at most ${MAX_PING_PAYLOAD} bytes (RFC 6455), got ${payloadBytes.length}`)
+  }
+  return {
+    interval: positiveNumber('heartbeat.interval', heartbeat.interval, 20_000),
+    maxFailures: wholeNumber('heartbeat.maxFailures', heartbeat.maxFailures, 4, 1),
+    payload: payloadBytes
+  }
+}
+
+function resolveHandshake (value: unknown): HandshakeMessage | false {
+  if (value === undefined) return WebsocketHandshakeSuccess
+  if (value === false || typeof value === 'string' || typeof value === 'function' || Buffer.isBuffer(value)) {
+    return value as HandshakeMessage | false
+  }
+  throw new InvalidOptionError('handshakeMessage', `expected a string, Buffer, function or false, got ${describe(value)}`)
+}
+
+function resolveOrigins (value: unknown): AllowedOrigins | undefined {
+  if (value === undefined) return undefined
+  const valid = (entry: unknown): boolean => typeof entry === 'string' || entry instanceof RegExp
+  if (valid(value) || typeof value === 'function' || (Array.isArray(value) && value.every(valid))) {
+    return value as AllowedOrigins
+  }
+  throw new InvalidOptionError('allowedOrigins', `expected '*', a string, a RegExp, an array of them or a function, got ${describe(value)}`)
+}
+
+function resolveRateLimit (value: unknown): RateLimitOptions | false {
+  if (value === undefined || value === false) return false
+  if (!isPlainObject(value)) {
+    throw new InvalidOptionError('rateLimit', `expected { max, windowMs } or false, got ${describe(value)}`)
+  }
+  return {
+    max: wholeNumber('rateLimit.max', value.max ?? Number.NaN, 0, 1),
+    windowMs: positiveNumber('rateLimit.windowMs', value.windowMs ?? Number.NaN, 0)
+  }
+}
+
+function resolveAdapter (value: unknown): HubAdapter | undefined {
+  if (value === undefined) return undefined
+  const adapter = value as Partial<HubAdapter>
+  for (const method of ['start', 'publish', 'clusterCount', 'clusterRoomSize', 'close'] as const) {
+    if (typeof adapter?.[method] !== 'function') {
+      throw new InvalidOptionError('adapter', `an adapter must implement ${method}()`)
+    }
+  }
+  return value as HubAdapter
+}
+
+/**
+ * Checks the user's options and fills in the defaults (the seed's, in milliseconds).
+ * @throws {InvalidOptionError} naming the first option that is wrong
+ */
+export function resolveOptions (options: FastifyWsHubOptions | undefined): ResolvedHubOptions {
+  if (options !== undefined && !isPlainObject(options)) {
+    throw new InvalidOptionError('options', `expected an object, got ${describe(options)}`)
+  }
+  const given: FastifyWsHubOptions = options ?? {}
+  if (given.websocket !== undefined && !isPlainObject(given.websocket)) {
+    throw new InvalidOptionError('websocket', `expected an object, got ${describe(given.websocket)}`)
+  }
+  return {
+    heartbeat: resolveHeartbeat(given.heartbeat),
+    handshakeMessage: resolveHandshake(given.handshakeMessage),
+    maxPayload: wholeNumber('maxPayload', given.maxPayload, 65_535, 1),
+    readTimeout: positiveNumber('readTimeout', given.readTimeout, 100_000, true),
+    writeTimeout: positiveNumber('writeTimeout', given.writeTimeout, 35_000),
+    maxBufferedBytes: wholeNumber('maxBufferedBytes', given.maxBufferedBytes, 1024 * 1024, 1),
+    shutdownTimeout: positiveNumber('shutdownTimeout', given.shutdownTimeout, 3_000),
+    allowedOrigins: resolveOrigins(given.allowedOrigins),
+    maxConnections: wholeNumber('maxConnections', given.maxConnections, Number.MAX_SAFE_INTEGER, 1),
+    maxConnectionsPerIp: wholeNumber('maxConnectionsPerIp', given.maxConnectionsPerIp, Number.MAX_SAFE_INTEGER, 1),
+    rateLimit: resolveRateLimit(given.rateLimit),
+    adapter: resolveAdapter(given.adapter),
+    websocket: given.websocket ?? {}
+  }
+}

@@ -1,0 +1,111 @@
+import type { Socket } from 'node:net'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import fp from 'fastify-plugin'
+import type { WebSocket } from 'ws'
+import { createAdmission } from './admission.js'
+import { AlreadyRegisteredError } from './errors.js'
+import { Heartbeat } from './heartbeat.js'
+import { Hub } from './hub.js'
+import { HubCore } from './hub-core.js'
+import { resolveOptions, type FastifyWsHubOptions } from './options.js'
+import { createOriginCheck } from './origin.js'
+import { clientOf } from './read-loop.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The websocket hub of fastify-ws-hub: clients, rooms, broadcasts, routes. */
+    hub: Hub
+  }
+}
+
+const SERVICE_UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n' +
+  'Content-Length: 80\r\n\r\n{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}'
+
+/** During shutdown, every upgrade is answered 503 at once and its socket closed, whatever the route. */
+function refuseLateUpgrades (fastify: FastifyInstance): void {
+  fastify.server.removeAllListeners('upgrade')
+  fastify.server.on('upgrade', function refuseUpgradeWhileClosing (_request: unknown, socket: Socket) {
+    socket.on('error', () => socket.destroy())
+    socket.end(SERVICE_UNAVAILABLE)
+    socket.destroySoon()
+  })
+}
+
+/**
+ * Errors of sockets that are hub clients are reported by the hub (onError, once); this handler,
+ * given to @fastify/websocket, only deals with the others, and does not cut a socket that ws is
+ * already closing with the right code.
+ */
+function socketErrorHandler (error: Error, socket: WebSocket, request: FastifyRequest, _reply: FastifyReply): void {
+  if (clientOf(socket) !== undefined) return
+  request.log.error({ err: error }, 'websocket error before the hub took the socket')
+  socket.terminate()
+}
+
+const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async function fastifyWsHub (fastify, options) {
+  const resolved = resolveOptions(options)
+  if (fastify.hasDecorator('hub')) throw new AlreadyRegisteredError()
+
+  const core = new HubCore(resolved, fastify.log)
+  const heartbeat = new Heartbeat(core)
+  if (resolved.allowedOrigins === '*') {
+    fastify.log.warn('fastify-ws-hub: allowedOrigins is "*": any web site can open sockets with your users\' cookies')
+  }
+  const admission = createAdmission(core, createOriginCheck(resolved.allowedOrigins))
+
+  let ownsWebsocketServer = false
+  async function closeHub (this: FastifyInstance): Promise<void> {
+    core.closing = true
+    heartbeat.stop()
+    refuseLateUpgrades(fastify)
+    await core.closeAll()
+    if (ownsWebsocketServer) {
+      await new Promise<void>(resolve => fastify.websocketServer.close(() => resolve()))
+    }
+  }
+
+  if (fastify.hasDecorator('websocketServer')) {
+    fastify.log.debug('fastify-ws-hub: using the @fastify/websocket registered before it')
+    fastify.addHook('preClose', closeHub)
+  } else {
+    ownsWebsocketServer = true
+    const websocket = resolved.websocket
+    await fastify.register(fastifyWebsocket, {
+      ...websocket,
+      options: { ...websocket.options, maxPayload: resolved.maxPayload },
+      errorHandler: socketErrorHandler,
+      preClose: closeHub
+    })
+  }
+
+  const rootHub = new Hub(core, fastify, admission)
+  core.hub = rootHub
+  const views = new WeakMap<FastifyInstance, Hub>([[fastify, rootHub]])
+  fastify.decorate('hub', {
+    getter (this: FastifyInstance): Hub {
+      let view = views.get(this)
+      if (view === undefined) {
+        view = rootHub._viewFor(this)
+        views.set(this, view)
+      }
+      return view
+    }
+  })
+
+  await core.adapter.start(core)
+  heartbeat.start()
+  fastify.addHook('onClose', async function closeHubAdapter () {
+    heartbeat.stop()
+    await core.adapter.close()
+  })
+}
+
+/**
+ * The fastify-ws-hub plugin: registers @fastify/websocket when the instance lacks it, and
+ * decorates the instance with `hub`.
+ */
+export const fastifyWsHub = fp(fastifyWsHubPlugin, {
+  fastify: '5.x',
+  name: 'fastify-ws-hub'
+})

@@ -1,0 +1,221 @@
+import type { RawData, WebSocket } from 'ws'
+import type { Client } from './client.js'
+import { CloseCode } from './constants.js'
+import { HandlerError } from './errors.js'
+
+/** The per-client hooks of a route, as the read loop calls them. */
+export interface RouteHandlers {
+  onOpen?: ((client: Client) => unknown) | undefined
+  onMessage?: ((client: Client, data: string | Buffer, isBinary: boolean) => unknown) | undefined
+  onError?: ((client: Client, error: Error) => unknown) | undefined
+  onClose?: ((client: Client, code: number, reason: string) => unknown) | undefined
+}
+
+const kClient = Symbol('fastify-ws-hub.client')
+
+/** A ws socket that knows its client: listeners are shared functions, not closures per client. */
+type HubSocket = WebSocket & { [kClient]: Client }
+
+/** The client a hub socket belongs to, if it is one. */
+export function clientOf (socket: WebSocket): Client | undefined {
+  return (socket as Partial<HubSocket>)[kClient]
+}
+
+function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
+}
+
+function asError (value: unknown): Error {
+  return value instanceof Error ? value : new HandlerError(String(value))
+}
+
+/**
+ * Starts a registered client's life: listeners, handshake message, then `onOpen`. Messages that
+ * arrive before `onOpen` settles wait in order, with the socket paused.
+ */
+export function openClient (client: Client): void {
+  const socket = client.socket as HubSocket
+  socket[kClient] = client
+  socket.on('message', onSocketMessage)
+  socket.on('pong', onSocketPong)
+  socket.on('close', onSocketClose)
+  socket.on('error', onSocketError)
+
+  const core = client._core
+  core.add(client)
+
+  const handshake = core.options.handshakeMessage
+  if (handshake !== false) {
+    try {
+      client.send(typeof handshake === 'function' ? handshake(client) : handshake)
+    } catch (error) {
+      handlerFailed(client, error)
+      return
+    }
+  }
+  const onOpen = client._handlers.onOpen
+  if (onOpen !== undefined) runHandler(client, () => onOpen(client))
+}
+
+/** Runs a handler; while a promise it returned is pending, the client is busy and its socket paused. */
+function runHandler (client: Client, call: () => unknown): void {
+  let result: unknown
+  try {
+    result = call()
+  } catch (error) {
+    handlerFailed(client, error)
+    return
+  }
+  if (!isPromiseLike(result)) return
+  client._busy = true
+  client.socket.pause()
+  result.then(() => handlerSettled(client), (error: unknown) => {
+    handlerFailed(client, error)
+    handlerSettled(client)
+  })
+}
+
+/** After an async handler: handle what queued up meanwhile, then read again (or finish the close). */
+function handlerSettled (client: Client): void {
+  client._busy = false
+  client._lastSeen = Date.now()
+  const queue = client._queue ?? []
+  while (!client._busy) {
+    const next = queue.shift()
+    if (next === undefined) break
+    handleMessage(client, next.data, next.isBinary)
+  }
+  if (client._busy) return
+  if (client._socketClosed) {
+    finishClose(client)
+  } else {
+    client.socket.resume()
+  }
+}
+
+function handleMessage (client: Client, data: string | Buffer, isBinary: boolean): void {
+  const onMessage = client._handlers.onMessage
+  if (onMessage !== undefined) runHandler(client, () => onMessage(client, data, isBinary))
+}
+
+/** A handler threw: onError (once), then close 1011; messages still queued are dropped with it. */
+function handlerFailed (client: Client, thrown: unknown): void {
+  client._core.counters.handlerErrors++
+  if (client._queue !== undefined) client._queue.length = 0
+  reportError(client, asError(thrown))
+  client.close(CloseCode.internalError, 'internal error')
+}
+
+/** Calls onError at most once per client; without onError, logs. An onError that throws is logged. */
+function reportError (client: Client, error: Error): void {
+  if (client._errored) {
+    client.log.debug({ err: error }, 'websocket client error after the first')
+    return
+  }
+  client._errored = true
+  const onError = client._handlers.onError
+  if (onError === undefined) {
+    client.log.error({ err: error }, 'websocket client error')
+    return
+  }
+  try {
+    const result = onError(client, error)
+    if (isPromiseLike(result)) {
+      result.then(undefined, (failure: unknown) => client.log.error({ err: failure }, 'onError failed'))
+    }
+  } catch (failure) {
+    client.log.error({ err: failure }, 'onError failed')
+  }
+}
+
+function toBuffer (data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+}
+
+function onSocketMessage (this: WebSocket, raw: RawData, isBinary: boolean): void {
+  const client = (this as HubSocket)[kClient]
+  const core = client._core
+  const bytes = toBuffer(raw)
+  const now = Date.now()
+  client._lastSeen = now
+  client._heartbeatFailures = 0
+  client._awaitingPong = false
+  core.counters.messagesIn++
+  core.counters.bytesIn += bytes.length
+  // Once the server has begun closing a client, what it still sends is not handled.
+  if (client._state !== 'open') return
+
+  // ws enforces maxPayload when this plugin configured it; this covers a server registered by the user.
+  if (bytes.length > core.options.maxPayload) {
+    client.close(CloseCode.messageTooBig, 'message too big')
+    return
+  }
+  const rateLimit = core.options.rateLimit
+  if (rateLimit !== false) {
+    if (now - client._windowStart >= rateLimit.windowMs) {
+      client._windowStart = now
+      client._windowCount = 0
+    }
+    if (++client._windowCount > rateLimit.max) {
+      core.counters.rateLimitCloses++
+      client.close(CloseCode.policyViolation, 'rate limit exceeded')
+      return
+    }
+  }
+
+  const data = isBinary ? bytes : bytes.toString('utf8')
+  if (client._busy) {
+    (client._queue ??= []).push({ data, isBinary })
+    return
+  }
+  handleMessage(client, data, isBinary)
+}
+
+function onSocketPong (this: WebSocket): void {
+  const client = (this as HubSocket)[kClient]
+  client._lastSeen = Date.now()
+  client._heartbeatFailures = 0
+  client._awaitingPong = false
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  // ws has already started the close with the right code (1002, 1007, 1009); this only reports it.
+  reportError((this as HubSocket)[kClient], error)
+}
+
+function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
+  const client = (this as HubSocket)[kClient]
+  client._state = 'closed'
+  client._socketClosed = true
+  client._closeCode = code
+  client._closeReason = reason.toString('utf8')
+  client._core.remove(client)
+  if (!client._busy) finishClose(client)
+}
+
+/** onClose, exactly once, after the client has left the hub and its last handler has settled. */
+function finishClose (client: Client): void {
+  const core = client._core
+  const onClose = client._handlers.onClose
+  if (onClose === undefined) {
+    core.finished()
+    return
+  }
+  const failed = (error: unknown): void => {
+    client.log.error({ err: error }, 'onClose failed')
+  }
+  try {
+    const result = onClose(client, client._closeCode, client._closeReason)
+    if (isPromiseLike(result)) {
+      result.then(() => core.finished(), (error: unknown) => {
+        failed(error)
+        core.finished()
+      })
+      return
+    }
+  } catch (error) {
+    failed(error)
+  }
+  core.finished()
+}

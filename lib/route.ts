@@ -1,0 +1,133 @@
+import type { Static, TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import type { FastifyInstance, FastifyRequest, FastifySchema, RouteShorthandOptions } from 'fastify'
+import type { WebSocket } from 'ws'
+import { Client, type ClientParams } from './client.js'
+import { CloseCode } from './constants.js'
+import { InvalidParamsError, InvalidRouteError } from './errors.js'
+import { directStreamOf } from './fanout.js'
+import type { Hub } from './hub.js'
+import type { HubCore } from './hub-core.js'
+import { openClient, type RouteHandlers } from './read-loop.js'
+
+type StaticOf<T> = T extends TSchema ? Static<T> : unknown
+
+/** The upgrade request as `onUpgrade` sees it: query, params and headers typed from the route's TypeBox `schema`. */
+export type HubUpgradeRequest<S extends FastifySchema = FastifySchema> = FastifyRequest<{
+  Querystring: StaticOf<S['querystring']>
+  Params: StaticOf<S['params']>
+  Headers: StaticOf<S['headers']>
+}>
+
+/** The params of a route that declares neither `params` nor `onUpgrade`: none. */
+export type NoParams = Record<string, never>
+
+/** Fastify's own route options that a hub route takes (its `onError` is the client hook below). */
+export type HubRouteFastifyOptions = Omit<RouteShorthandOptions, 'onError' | 'schema' | 'handler' | 'websocket' | 'wsHandler'>
+
+/** Options of `hub.route()`. */
+export interface HubRouteOptions<TParams extends ClientParams = NoParams, S extends FastifySchema = FastifySchema> extends HubRouteFastifyOptions {
+  /** Path of the websocket route (Fastify syntax, under the calling plugin's prefix). */
+  url: string
+  /** Fastify validation of the upgrade request (querystring, headers, params); failures answer 400. */
+  schema?: S
+  /** TypeBox schema of the client's custom params; `onUpgrade`'s result is checked against it. */
+  params?: TSchema & { static: TParams }
+  /**
+   * Runs before the upgrade, after Fastify's validation and hooks; returns the client's custom
+   * params. Throw an error with a `statusCode` (401, 403...) to refuse: nothing is upgraded.
+   */
+  onUpgrade?: (request: HubUpgradeRequest<S>) => TParams | Promise<TParams>
+  /** Runs once the client is registered and has been sent the handshake message. */
+  onOpen?: (client: Client<TParams>) => void | Promise<void>
+  /** Runs for each message, one at a time per client: text as a string, binary as a Buffer. */
+  onMessage?: (client: Client<TParams>, data: string | Buffer, isBinary: boolean) => void | Promise<void>
+  /** Runs at most once per client: a handler threw (the client is then closed with 1011) or the socket failed. */
+  onError?: (client: Client<TParams>, error: Error) => void | Promise<void>
+  /** Runs exactly once per opened client, after it has left the hub and its rooms. */
+  onClose?: (client: Client<TParams>, code: number, reason: string) => void | Promise<void>
+}
+
+type Hook = NonNullable<RouteShorthandOptions['onRequest']>
+type HandlerHook = NonNullable<RouteShorthandOptions['preHandler']>
+
+function hooksOf<T> (hooks: T | T[] | undefined): T[] {
+  if (hooks === undefined) return []
+  return Array.isArray(hooks) ? hooks : [hooks]
+}
+
+/** Params returned by `onUpgrade`, kept from the hook to the upgrade. */
+const upgradeParams = new WeakMap<FastifyRequest, ClientParams>()
+
+function checkRouteOptions (options: HubRouteOptions<ClientParams>): void {
+  if (typeof options !== 'object' || options === null) throw new InvalidRouteError('options', 'expected an object')
+  if (typeof options.url !== 'string') throw new InvalidRouteError('url', 'expected a string')
+  for (const hook of ['onUpgrade', 'onOpen', 'onMessage', 'onError', 'onClose'] as const) {
+    if (options[hook] !== undefined && typeof options[hook] !== 'function') {
+      throw new InvalidRouteError(hook, 'expected a function')
+    }
+  }
+  if (options.params !== undefined && (typeof options.params !== 'object' || options.params === null)) {
+    throw new InvalidRouteError('params', 'expected a TypeBox schema')
+  }
+}
+
+/**
+ * Registers a hub websocket route on `instance` (so the calling plugin's prefix, hooks and
+ * decorators apply). The admission hook runs first, Fastify's validation and the user's hooks
+ * next, `onUpgrade` last; only then is the socket upgraded and the client opened.
+ */
+export function registerHubRoute (
+  instance: FastifyInstance,
+  core: HubCore,
+  hub: Hub,
+  admission: Hook,
+  options: HubRouteOptions<ClientParams>
+): void {
+  checkRouteOptions(options)
+  const { url, params, onUpgrade, onOpen, onMessage, onError, onClose, onRequest, preHandler, ...fastifyOptions } = options
+  const paramsCheck = params === undefined ? undefined : TypeCompiler.Compile(params)
+  const handlers = { onOpen, onMessage, onError, onClose } as RouteHandlers
+  const { maxConnections, maxConnectionsPerIp } = core.options
+
+  async function runOnUpgrade (request: FastifyRequest): Promise<void> {
+    if (!request.ws || onUpgrade === undefined) return
+    const result: unknown = await onUpgrade(request as HubUpgradeRequest)
+    if (typeof result !== 'object' || result === null) {
+      throw new InvalidParamsError(`expected an object, got ${result === null ? 'null' : typeof result}`)
+    }
+    if (paramsCheck !== undefined && !paramsCheck.Check(result)) {
+      const first = paramsCheck.Errors(result).First()
+      throw new InvalidParamsError(`${first?.path ?? ''} ${first?.message ?? ''}`.trim())
+    }
+    upgradeParams.set(request, result)
+  }
+
+  function hubConnection (socket: WebSocket, request: FastifyRequest): void {
+    if (core.closing) {
+      socket.close(CloseCode.goingAway, 'server shutdown')
+      return
+    }
+    // The admission hook checked the caps before the upgrade; concurrent upgrades may have raced past it.
+    if (core.clients.size >= maxConnections || (core.clientsPerIp.get(request.ip) ?? 0) >= maxConnectionsPerIp) {
+      core.counters.rejectedCapacity++
+      socket.close(1013, 'try again later')
+      return
+    }
+    const clientParams = (upgradeParams.get(request) ?? {}) as Record<string, unknown>
+    const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, request.ip)
+    client._raw = directStreamOf(socket)
+    openClient(client)
+  }
+
+  instance.route({
+    ...fastifyOptions,
+    method: 'GET',
+    url,
+    schema: options.schema,
+    onRequest: [admission, ...hooksOf<Hook>(onRequest as Hook | Hook[] | undefined)] as Hook,
+    preHandler: [...hooksOf<HandlerHook>(preHandler as HandlerHook | HandlerHook[] | undefined), runOnUpgrade] as HandlerHook,
+    websocket: true,
+    handler: hubConnection
+  })
+}

@@ -1,0 +1,57 @@
+/** Counters of a hub, as `hub.stats()` returns them. */
+export interface HubStats {
+  /** Open clients in this process. */
+  clients: number
+  /** Rooms with at least one local member. */
+  rooms: number
+  /** Messages received from clients. */
+  messagesIn: number
+  /** Messages written to clients (one per receiver). */
+  messagesOut: number
+  /** Payload bytes received. */
+  bytesIn: number
+  /** Payload bytes written (per receiver). */
+  bytesOut: number
+  /** Messages not written because the receiver was a slow consumer. */
+  dropped: number
+  /** Clients terminated for unanswered pings. */
+  heartbeatTimeouts: number
+  /** Clients closed with 1008 for staying above `maxBufferedBytes` longer than `writeTimeout`. */
+  slowConsumerCloses: number
+  /** Clients closed with 1001 for staying silent longer than `readTimeout`. */
+  idleCloses: number
+  /** Clients closed with 1008 for going over `rateLimit`. */
+  rateLimitCloses: number
+  /** Upgrades refused with 403 for their `Origin`. */
+  rejectedOrigin: number
+  /** Upgrades refused with 503 for `maxConnections`, or during shutdown. */
+  rejectedCapacity: number
+  /** Upgrades refused with 429 for `maxConnectionsPerIp`. */
+  rejectedPerIp: number
+  /** Errors thrown by handlers (each also closes its client with 1011). */
+  handlerErrors: number
+  /** The adapter's own counters, prefixed `adapter.` (published, dropped, malformed...). */
+  [adapterCounter: `adapter.${string}`]: number
+}
+
+/** The counters the hub itself keeps (everything of `HubStats` but the derived and adapter ones). */
+export type HubCounters = Omit<HubStats, 'clients' | 'rooms' | `adapter.${string}`>
+
+/** A fresh set of counters, all zero. */
+export function createCounters (): HubCounters {
+  return {
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    dropped: 0,
+    heartbeatTimeouts: 0,
+    slowConsumerCloses: 0,
+    idleCloses: 0,
+    rateLimitCloses: 0,
+    rejectedOrigin: 0,
+    rejectedCapacity: 0,
+    rejectedPerIp: 0,
+    handlerErrors: 0
+  }
+}
