@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import Fastify from 'fastify'
+import fastifyWsHub, { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from '../dist/index.js'
+import { connect, createApp, listen } from './helpers.js'
+
+test('the seed constants are exported verbatim', () => {
+  assert.equal(WebsocketHandshakeSuccess, '{"code":2000,"msg":"ws连接成功","data":""}')
+  assert.equal(WebsocketServerPingMsg, 'Server->Ping->Client')
+})
+
+test('a client gets the handshake message once it is registered', async (t) => {
+  const app = await createApp(t)
+  let countAtOpen = -1
+  app.hub.route({ url: '/ws', onOpen (client) { countAtOpen = client.hub.onlineCount() } })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  assert.deepEqual(await client.received(1), [WebsocketHandshakeSuccess])
+  assert.equal(countAtOpen, 1)
+})
+
+test('registering the plugin twice on one instance fails', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub)
+  app.register(fastifyWsHub)
+  await assert.rejects(app.ready(), { code: 'FST_WS_HUB_ALREADY_REGISTERED' })
+  await app.close()
+})
