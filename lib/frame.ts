@@ -45,8 +45,3 @@ export function framePing (payload: Buffer): Buffer {
   payload.copy(frame, 2)
   return frame
 }
-
-/** Bytes a frame puts on the wire. */
-export function frameLength (frame: Frame): number {
-  return Buffer.isBuffer(frame) ? frame.length : frame[0].length + frame[1].length
-}

@@ -29,5 +29,10 @@ export function createOriginCheck (allowed: AllowedOrigins | undefined): OriginC
   if (allowed === '*') return undefined
   if (typeof allowed === 'function') return allowed
   const entries = Array.isArray(allowed) ? allowed : [allowed as string | RegExp]
-  return (origin) => entries.some(entry => typeof entry === 'string' ? entry === origin : entry.test(origin))
+  return (origin) => entries.some(entry => {
+    if (typeof entry === 'string') return entry === origin
+    // A /g or /y RegExp keeps lastIndex between calls: every other check of one origin would fail.
+    entry.lastIndex = 0
+    return entry.test(origin)
+  })
 }

@@ -71,9 +71,13 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
   } else {
     ownsWebsocketServer = true
     const websocket = resolved.websocket
+    // ws waits 30 s for a peer to answer a server's close frame; a peer that never does (a socket
+    // refused with 1013 after the upgrade, say) would hold app.close() that long. ws >= 8.23 takes
+    // closeTimeout (not yet in @types/ws, hence the spread).
+    const closeTimeout = { closeTimeout: resolved.shutdownTimeout }
     await fastify.register(fastifyWebsocket, {
       ...websocket,
-      options: { ...websocket.options, maxPayload: resolved.maxPayload },
+      options: { ...closeTimeout, ...websocket.options, maxPayload: resolved.maxPayload },
       errorHandler: socketErrorHandler,
       preClose: closeHub
     })

@@ -37,6 +37,8 @@ export interface HubNode {
   onlineCount (): number
   /** Local members of a room. */
   roomSize (room: string): number
+  /** Local rooms with at least one member, for adapters that publish room sizes (the Redis lease). */
+  readonly rooms: ReadonlyMap<string, ReadonlySet<unknown>>
   /** The Fastify logger, for the adapter's own warnings. */
   readonly log: FastifyBaseLogger
 }

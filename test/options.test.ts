@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import Fastify from 'fastify'
+import fastifyWsHub, { type FastifyWsHubOptions } from '../dist/index.js'
+
+const badOptions: Array<[string, unknown]> = [
+  ['options', 'nope'],
+  ['heartbeat', { heartbeat: 5 }],
+  ['heartbeat.interval', { heartbeat: { interval: 0 } }],
+  ['heartbeat.interval', { heartbeat: { interval: Number.NaN } }],
+  ['heartbeat.maxFailures', { heartbeat: { maxFailures: 0 } }],
+  ['heartbeat.maxFailures', { heartbeat: { maxFailures: 1.5 } }],
+  ['heartbeat.payload', { heartbeat: { payload: 42 } }],
+  ['heartbeat.payload', { heartbeat: { payload: 'x'.repeat(126) } }],
+  ['handshakeMessage', { handshakeMessage: 12 }],
+  ['maxPayload', { maxPayload: -1 }],
+  ['maxPayload', { maxPayload: '64k' }],
+  ['readTimeout', { readTimeout: -5 }],
+  ['writeTimeout', { writeTimeout: 0 }],
+  ['maxBufferedBytes', { maxBufferedBytes: 0.5 }],
+  ['shutdownTimeout', { shutdownTimeout: Infinity }],
+  ['allowedOrigins', { allowedOrigins: 5 }],
+  ['allowedOrigins', { allowedOrigins: ['https://ok.example', 7] }],
+  ['maxConnections', { maxConnections: 0 }],
+  ['maxConnectionsPerIp', { maxConnectionsPerIp: -2 }],
+  ['rateLimit', { rateLimit: 10 }],
+  ['rateLimit.max', { rateLimit: { windowMs: 1000 } }],
+  ['rateLimit.windowMs', { rateLimit: { max: 10 } }],
+  ['adapter', { adapter: { publish () {} } }],
+  ['websocket', { websocket: 'yes' }]
+]
+
+for (const [name, options] of badOptions) {
+  test(`a bad "${name}" fails registration with FST_WS_HUB_INVALID_OPTION naming it`, async () => {
+    const app = Fastify()
+    app.register(fastifyWsHub, options as FastifyWsHubOptions)
+    await assert.rejects(app.ready(), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'FST_WS_HUB_INVALID_OPTION')
+      assert.ok(error.message.includes(`"${name}"`), error.message)
+      return true
+    })
+    await app.close()
+  })
+}
+
+test('every option of the SPEC table is accepted with valid values', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub, {
+    heartbeat: { interval: 1000, maxFailures: 2, payload: Buffer.from('ping') },
+    handshakeMessage: () => 'hi',
+    maxPayload: 1024,
+    readTimeout: 0,
+    writeTimeout: 1000,
+    maxBufferedBytes: 4096,
+    shutdownTimeout: 500,
+    allowedOrigins: [/^https:\/\/app\./, 'https://example.com'],
+    maxConnections: 10,
+    maxConnectionsPerIp: 2,
+    rateLimit: { max: 5, windowMs: 1000 },
+    websocket: { options: { clientTracking: true } }
+  })
+  assert.equal(app.hub.onlineCount(), 0)
+  await app.close()
+})
+
+test('heartbeat: false and rateLimit: false are accepted', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub, { heartbeat: false, rateLimit: false, handshakeMessage: false })
+  await app.ready()
+  await app.close()
+})

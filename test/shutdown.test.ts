@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict'
+import { connect as netConnect } from 'node:net'
+import { test } from 'node:test'
+import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import fastifyWsHub from '../dist/index.js'
+import { connect, listen, sleep, waitFor } from './helpers.js'
+
+function resourceCounts (): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (const resource of process.getActiveResourcesInfo()) counts.set(resource, (counts.get(resource) ?? 0) + 1)
+  return counts
+}
+
+test('app.close() closes every client with 1001, runs every onClose, and leaves no handle open', async () => {
+  const before = resourceCounts()
+  const app = Fastify()
+  await app.register(fastifyWsHub, { heartbeat: { interval: 50 } })
+  const closes: number[] = []
+  app.hub.route({
+    url: '/ws',
+    onOpen (client) { client.join('room') },
+    async onClose (_client, code) {
+      await sleep(20)
+      closes.push(code)
+    }
+  })
+  const url = await listen(app)
+  const clients = await Promise.all(Array.from({ length: 20 }, () => connect(`${url}/ws`)))
+  await waitFor(() => app.hub.onlineCount() === 20)
+  const started = Date.now()
+  await app.close()
+  const seen = await Promise.all(clients.map(client => client.closed))
+  assert.ok(Date.now() - started < 2000)
+  assert.ok(seen.every(close => close.code === 1001 && close.reason === 'server shutdown'))
+  assert.equal(closes.length, 20, 'every onClose ran before close() resolved')
+  assert.ok(closes.every(code => code === 1001))
+  assert.equal(app.hub.onlineCount(), 0)
+  assert.equal(app.hub.roomSize('room'), 0)
+  assert.equal(app.server.listenerCount('upgrade'), 1, 'only the late-upgrade refuser is left')
+  for (const client of clients) client.socket.terminate()
+  await sleep(20)
+  assert.deepEqual(resourceCounts(), before)
+})
+
+test('clients that never answer the close handshake are terminated after shutdownTimeout', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub, { heartbeat: false, shutdownTimeout: 200 })
+  const closes: number[] = []
+  app.hub.route({ url: '/ws', onClose (_client, code) { closes.push(code) } })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  await waitFor(() => app.hub.onlineCount() === 1)
+  // Stop reading: the close frame is never seen, so the close handshake never completes.
+  const raw = (client.socket as unknown as { _socket: { pause (): void, removeAllListeners (event: string): void } })._socket
+  raw.removeAllListeners('data')
+  raw.pause()
+  const started = Date.now()
+  await app.close()
+  const elapsed = Date.now() - started
+  assert.ok(elapsed >= 190 && elapsed < 1500, `closed after ${elapsed} ms`)
+  assert.deepEqual(closes, [1006])
+  client.socket.terminate()
+})
+
+test('an upgrade that arrives during shutdown is answered 503', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub, { heartbeat: false, shutdownTimeout: 1000 })
+  let release: () => void = () => {}
+  app.hub.route({ url: '/ws', onClose: () => new Promise<void>(resolve => { release = resolve }) })
+  const url = await listen(app)
+  const port = Number(new URL(url).port)
+  await connect(`${url}/ws`)
+  await waitFor(() => app.hub.onlineCount() === 1)
+  const lateSocket = netConnect(port, '127.0.0.1')
+  await new Promise(resolve => lateSocket.once('connect', resolve))
+  const closing = app.close()
+  await sleep(30)
+  let response = ''
+  lateSocket.on('data', chunk => { response += chunk.toString() })
+  lateSocket.write('GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+  await new Promise(resolve => lateSocket.once('close', resolve))
+  assert.match(response, /^HTTP\/1\.1 503 /)
+  release()
+  await closing
+})
+
+test('with @fastify/websocket registered first, app.close() still closes every client and runs onClose', async () => {
+  const app = Fastify()
+  await app.register(fastifyWebsocket)
+  await app.register(fastifyWsHub, { heartbeat: false })
+  const closes: number[] = []
+  app.hub.route({ url: '/ws', onClose (_client, code) { closes.push(code) } })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  await waitFor(() => app.hub.onlineCount() === 1)
+  await app.close()
+  await client.closed
+  assert.equal(closes.length, 1)
+})
+
+test('an upgrade whose onUpgrade finishes after shutdown began is closed with 1001 and never opened', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub, { heartbeat: false })
+  let opened = 0
+  let entered: () => void = () => {}
+  const inUpgrade = new Promise<void>(resolve => { entered = resolve })
+  let finishUpgrade: () => void = () => {}
+  app.hub.route({
+    url: '/ws',
+    async onUpgrade () {
+      entered()
+      await new Promise<void>(resolve => { finishUpgrade = resolve })
+      return {}
+    },
+    onOpen () { opened++ }
+  })
+  const url = await listen(app)
+  const pending = connect(`${url}/ws`)
+  await inUpgrade
+  const closing = app.close()
+  await sleep(20)
+  finishUpgrade()
+  const outcome = await pending.then(client => client.closed, (error: Error) => error)
+  await closing
+  assert.equal(opened, 0)
+  if (!(outcome instanceof Error)) assert.equal(outcome.code, 1001)
+})
