@@ -1,0 +1,122 @@
+import { expect, test } from 'tstyche'
+import Fastify from 'fastify'
+import fastifyWsHub, {
+  Type,
+  fastifyWsHub as namedPlugin,
+  WebsocketHandshakeSuccess,
+  type Client,
+  type Hub,
+  type HubStats,
+  type HubAdapter,
+  type NoParams
+} from '../dist/index.js'
+import { redisAdapter } from '../dist/adapters/redis.js'
+
+const app = Fastify()
+
+test('the default and named exports are the same plugin; constants are string literals', () => {
+  expect(namedPlugin).type.toBe(fastifyWsHub)
+  expect(WebsocketHandshakeSuccess).type.toBe<'{"code":2000,"msg":"ws连接成功","data":""}'>()
+})
+
+test('register takes the SPEC options and rejects wrong ones', () => {
+  expect(app.register).type.toBeCallableWith(fastifyWsHub, { heartbeat: { interval: 20_000, maxFailures: 4 } })
+  expect(app.register).type.toBeCallableWith(fastifyWsHub, { heartbeat: false, handshakeMessage: false })
+  expect(app.register).type.toBeCallableWith(fastifyWsHub, { handshakeMessage: (client: Client) => `hi ${client.id}` })
+  expect(app.register).type.not.toBeCallableWith(fastifyWsHub, { heartbeat: { interval: '20s' } })
+  expect(app.register).type.not.toBeCallableWith(fastifyWsHub, { maxPayload: '64k' })
+})
+
+test('fastify.hub is the Hub, with its counters typed', () => {
+  expect(app.hub).type.toBe<Hub>()
+  expect(app.hub.onlineCount()).type.toBe<number>()
+  expect(app.hub.clusterCount()).type.toBe<Promise<number>>()
+  expect(app.hub.broadcast('x', { room: ['a', 'b'] })).type.toBe<number>()
+  expect(app.hub.sendTo('id', { any: 'json' })).type.toBe<boolean>()
+  expect(app.hub.stats()).type.toBe<HubStats>()
+  expect(app.hub.stats().dropped).type.toBe<number>()
+  expect(app.hub.broadcast).type.not.toBeCallableWith('x', { room: 5 })
+})
+
+test('client.params is inferred from the route params schema', () => {
+  app.hub.route({
+    url: '/ws',
+    params: Type.Object({ userId: Type.String(), admin: Type.Boolean() }),
+    onUpgrade: () => ({ userId: 'u1', admin: false }),
+    onOpen (client) {
+      expect(client.params).type.toBe<{ userId: string, admin: boolean }>()
+      expect(client.params.userId).type.toBe<string>()
+    },
+    onMessage (client, data, isBinary) {
+      expect(data).type.toBe<string | Buffer>()
+      expect(isBinary).type.toBe<boolean>()
+      expect(client.send('text')).type.toBe<boolean>()
+    },
+    onClose (_client, code, reason) {
+      expect(code).type.toBe<number>()
+      expect(reason).type.toBe<string>()
+    }
+  })
+})
+
+test('onUpgrade must return what the params schema describes', () => {
+  expect(app.hub.route).type.not.toBeCallableWith({
+    url: '/ws',
+    params: Type.Object({ userId: Type.String() }),
+    onUpgrade: () => ({ userId: 42 })
+  })
+})
+
+test('the upgrade request is typed from the route schema', () => {
+  app.hub.route({
+    url: '/ws',
+    schema: { querystring: Type.Object({ token: Type.String() }) },
+    onUpgrade (request) {
+      expect(request.query.token).type.toBe<string>()
+      return {}
+    }
+  })
+})
+
+test('without params nor onUpgrade, params are empty; without a schema, onUpgrade infers them', () => {
+  app.hub.route({
+    url: '/plain',
+    onOpen (client) { expect(client.params).type.toBe<NoParams>() }
+  })
+  app.hub.route({
+    url: '/inferred',
+    onUpgrade: async () => ({ room: 'lobby' }),
+    onOpen (client) { expect(client.params.room).type.toBe<string>() }
+  })
+})
+
+test('route onError is the client hook, and Fastify route options are accepted', () => {
+  app.hub.route({
+    url: '/ws',
+    config: { rateLimit: false },
+    onRequest: async () => {},
+    onError (client, error) {
+      expect(client.id).type.toBe<string>()
+      expect(error).type.toBe<Error>()
+    }
+  })
+  expect(app.hub.route).type.not.toBeCallableWith({ url: '/ws', onMessage: 'nope' })
+})
+
+test('client members are typed as the SPEC says', () => {
+  app.hub.route({
+    url: '/ws',
+    onOpen (client) {
+      expect(client.state).type.toBe<'open' | 'closing' | 'closed'>()
+      expect(client.rooms).type.toBe<ReadonlySet<string>>()
+      expect(client.heartbeatFailures).type.toBe<number>()
+      expect(client.hub).type.toBe<Hub>()
+      expect(client.close).type.toBeCallableWith(4000, 'reason')
+      expect(client.close).type.not.toBeCallableWith('4000')
+    }
+  })
+})
+
+test('the Redis adapter is a HubAdapter', () => {
+  expect(redisAdapter({ url: 'redis://127.0.0.1:6379' })).type.toBe<HubAdapter>()
+})
