@@ -34,7 +34,7 @@ for (const [name, options] of badOptions) {
   test(`a bad "${name}" fails registration with FST_WS_HUB_INVALID_OPTION naming it`, async () => {
     const app = Fastify()
     app.register(fastifyWsHub, options as FastifyWsHubOptions)
-    await assert.rejects(app.ready(), (error: Error & { code?: string }) => {
+    await assert.rejects(async () => { await app.ready() }, (error: Error & { code?: string }) => {
       assert.equal(error.code, 'FST_WS_HUB_INVALID_OPTION')
       assert.ok(error.message.includes(`"${name}"`), error.message)
       return true

@@ -23,6 +23,6 @@ test('registering the plugin twice on one instance fails', async () => {
   const app = Fastify()
   await app.register(fastifyWsHub)
   app.register(fastifyWsHub)
-  await assert.rejects(app.ready(), { code: 'FST_WS_HUB_ALREADY_REGISTERED' })
+  await assert.rejects(async () => { await app.ready() }, { code: 'FST_WS_HUB_ALREADY_REGISTERED' })
   await app.close()
 })
