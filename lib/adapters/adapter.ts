@@ -39,6 +39,8 @@ export interface HubNode {
   roomSize (room: string): number
   /** Local rooms with at least one member, for adapters that publish room sizes (the Redis lease). */
   readonly rooms: ReadonlyMap<string, ReadonlySet<unknown>>
+  /** Grows at every change of the local clients or room memberships: unchanged means nothing to republish. */
+  readonly membershipVersion: number
   /** The Fastify logger, for the adapter's own warnings. */
   readonly log: FastifyBaseLogger
 }

@@ -80,11 +80,16 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return total`
 
-/** Encodes an envelope for the channel. */
-function encodeEnvelope (nodeId: string, envelope: HubEnvelope): Buffer {
-  const header = JSON.stringify(envelope.kind === 'send'
-    ? [nodeId, envelope.to]
-    : [nodeId, envelope.rooms ?? null, envelope.except ?? null])
+/**
+ * Encodes an envelope for the channel. `plainHeader` is this node's header for a broadcast to
+ * everyone, the common case, built once rather than per message.
+ */
+function encodeEnvelope (nodeId: string, plainHeader: string, envelope: HubEnvelope): Buffer {
+  const header = envelope.kind === 'send'
+    ? JSON.stringify([nodeId, envelope.to])
+    : envelope.rooms === undefined && envelope.except === undefined
+      ? plainHeader
+      : JSON.stringify([nodeId, envelope.rooms ?? null, envelope.except ?? null])
   const headerLength = Buffer.byteLength(header)
   const payload = envelope.payload
   const message = Buffer.allocUnsafe(PREAMBLE + headerLength + payload.length)
@@ -133,33 +138,38 @@ function decodeEnvelope (message: Buffer): { nodeId: string, envelope: HubEnvelo
   }
 }
 
+/** Errors that are reported elsewhere (the connection's 'error' event) or that do not matter any more. */
+function ignore (): void {}
+
 /** Short, capped backoff: an outage costs seconds of cross-node traffic, not minutes. */
 function reconnectDelay (attempt: number): number {
   return Math.min(attempt * 100, MAX_RECONNECT_DELAY)
 }
 
-/** Resolves once the connection is ready, or at its first error (the caller then goes on without it). */
-function settled (redis: Redis): Promise<void> {
+/** Resolves once the connection is ready. */
+function ready (redis: Redis): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve()
+  // A lazyConnect client of the user's would otherwise wait for a first command that never comes.
+  if (redis.status === 'wait') redis.connect().catch(ignore)
+  return new Promise(resolve => redis.once('ready', resolve))
+}
+
+/** Resolves when `done` settles or at the connection's first error, whichever comes first. */
+function unlessFailing (redis: Redis, done: Promise<unknown>): Promise<void> {
   return new Promise(resolve => {
-    const done = (): void => {
-      redis.off('ready', done)
-      redis.off('error', done)
+    const finish = (): void => {
+      redis.off('error', finish)
       resolve()
     }
-    redis.on('ready', done)
-    redis.on('error', done)
+    redis.on('error', finish)
+    done.then(finish, finish)
   })
 }
 
 /** Quits a connection politely when it is up, at once when it is not (a QUIT would wait for Redis). */
 async function shutDown (redis: Redis): Promise<void> {
-  if (redis.status === 'ready') {
-    try {
-      await redis.quit()
-      return
-    } catch {}
-  }
+  if (redis.status === 'ready') await redis.quit().catch(ignore)
+  // After a QUIT this only makes sure no reconnection is pending.
   redis.disconnect()
 }
 
@@ -169,7 +179,9 @@ function checkOptions (options: RedisAdapterOptions): void {
     throw new InvalidOptionError('adapter.url', 'give url or client, not both')
   }
   if (options.url !== undefined && typeof options.url !== 'string') throw new InvalidOptionError('adapter.url', 'must be a string')
-  if (options.client !== undefined && !(options.client instanceof Redis)) {
+  // Duck-typed, not instanceof: the application may hold another copy of ioredis than this package.
+  const client = options.client as Partial<Redis> | undefined
+  if (client !== undefined && (typeof client.duplicate !== 'function' || typeof client.publish !== 'function')) {
     throw new InvalidOptionError('adapter.client', 'must be an ioredis client')
   }
   if (options.prefix !== undefined && (typeof options.prefix !== 'string' || options.prefix === '')) {
@@ -202,13 +214,18 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
   const leaseTtl = options.leaseTtl ?? DEFAULT_LEASE_TTL
   const refreshEvery = Math.floor(leaseTtl / 3)
   const syncEvery = Math.min(SYNC_INTERVAL, refreshEvery)
-  const channel = `${prefix}:messages`
+  // ioredis adds a client's keyPrefix to keys but not to channels: add it here, so that a keyPrefix
+  // makes a cluster of its own for messages as it does for leases.
+  const channel = `${options.client?.options.keyPrefix ?? ''}${prefix}:messages`
   const membersKey = `${prefix}:nodes`
   const leasePrefix = `${prefix}:node:`
   const userClient = options.client
 
   const stats: RedisAdapterStats = { published: 0, received: 0, dropped: 0, malformed: 0 }
   let node: HubNode | undefined
+  let plainHeader = ''
+  /** The user's client may carry an ioredis keyPrefix: added to keys, so the script must add it too. */
+  let keyPrefix = ''
   /** Publishes, lease writes and count queries. The user's client when given. */
   let commands: Redis | undefined
   /** In subscriber mode, so it can do nothing else. Always the adapter's own. */
@@ -216,14 +233,50 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
   let timer: NodeJS.Timeout | undefined
   let linkUp = true
   let closed = false
-  /** What the lease last written says; a different value means it must be written again. */
-  let written = ''
-  let writtenAt = 0
+  /** The room sizes that the lease in Redis holds (or is being written with), as of `leaseVersion`. */
+  let leaseRooms = new Map<string, number>()
+  let leaseVersion = -1
+  /** The next write must replace the whole lease: at start, after a reconnect, a failed write or a lapse. */
+  let rewrite = true
+  let refreshedAt = 0
   let writing = false
+
+  /** Envelopes published during this turn of the event loop, sent together at its end. */
+  let outbox: Buffer[] = []
+  let flushing: NodeJS.Immediate | undefined
 
   const onPublished = (): void => { stats.published++ }
   // Rejected before it left (link down) or in flight when the link broke: either way not delivered by us.
   const onPublishFailed = (): void => { stats.dropped++ }
+  const onBatchSent = (results: Array<[Error | null, unknown]> | null): void => {
+    for (const [error] of results as Array<[Error | null, unknown]>) {
+      if (error === null) stats.published++
+      else stats.dropped++
+    }
+  }
+
+  /**
+   * Sends the turn's envelopes: one PUBLISH each still, but written as one pipeline, which costs
+   * a fraction of separate commands (about 9 µs per envelope instead of 40 in a burst). Order is
+   * kept: every command goes down the one connection in publish order.
+   */
+  function flushOutbox (): void {
+    flushing = undefined
+    const messages = outbox
+    outbox = []
+    const redis = commands as Redis
+    if (redis.status !== 'ready') {
+      stats.dropped += messages.length
+      return
+    }
+    if (messages.length === 1) {
+      redis.publish(channel, messages[0] as Buffer).then(onPublished, onPublishFailed)
+      return
+    }
+    const pipeline = redis.pipeline()
+    for (const message of messages) pipeline.publish(channel, message)
+    pipeline.exec().then(onBatchSent, () => { stats.dropped += messages.length })
+  }
 
   function onMessage (_channel: Buffer, message: Buffer): void {
     const self = node as HubNode
@@ -251,51 +304,79 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       node?.log.info('fastify-ws-hub redis: link back')
     }
     // Redis may have restarted empty: write the lease again now rather than at the next refresh.
-    written = ''
+    rewrite = true
     syncLease()
   }
 
-  /** Writes the lease when its content changed or it is due for a refresh; one write at a time. */
+  /**
+   * Keeps the lease up to date, one write at a time: nothing when nothing changed and no refresh is
+   * due; otherwise one MULTI that writes only the count and the rooms whose size changed (a node
+   * with a room per user must not rewrite them all at every join), and renews the TTL.
+   */
   function syncLease (): void {
     const self = node
     const redis = commands
     if (self === undefined || redis === undefined || writing || closed || redis.status !== 'ready') return
-    const fields: Record<string, number> = { [COUNT_FIELD]: self.onlineCount() }
-    let content = String(fields[COUNT_FIELD])
-    for (const [room, members] of self.rooms) {
-      fields[ROOM_FIELD + room] = members.size
-      content += `\n${room}\n${members.size}`
-    }
+    const version = self.membershipVersion
     const now = Date.now()
-    if (content === written && now - writtenAt < refreshEvery) return
+    const changed = rewrite || version !== leaseVersion
+    if (!changed && now - refreshedAt < refreshEvery) return
     const key = leasePrefix + self.nodeId
+    const whole = rewrite
+    // First, so that its result tells whether the lease was still there (0: it lapsed).
+    const transaction = redis.multi().pexpire(key, leaseTtl)
+    if (changed) {
+      // leaseRooms is brought up to date now, before the write succeeds: a failed write sets
+      // `rewrite`, and the next one starts from scratch anyway.
+      if (whole) {
+        leaseRooms = new Map()
+        transaction.del(key)
+      }
+      const fields: Array<string | number> = [COUNT_FIELD, self.onlineCount()]
+      for (const [room, members] of self.rooms) {
+        const size = members.size
+        if (leaseRooms.get(room) !== size) {
+          leaseRooms.set(room, size)
+          fields.push(ROOM_FIELD + room, size)
+        }
+      }
+      // leaseRooms now holds every live room: anything more is a room that emptied.
+      if (leaseRooms.size > self.rooms.size) {
+        const gone: string[] = []
+        for (const room of leaseRooms.keys()) {
+          if (self.rooms.has(room)) continue
+          leaseRooms.delete(room)
+          gone.push(ROOM_FIELD + room)
+        }
+        transaction.hdel(key, ...gone)
+      }
+      transaction.hset(key, ...fields).pexpire(key, leaseTtl)
+    }
     writing = true
-    redis.multi()
-      .del(key)
-      .hset(key, fields)
-      .pexpire(key, leaseTtl)
-      .sadd(membersKey, self.nodeId)
-      .exec()
-      .then(() => {
-        written = content
-        writtenAt = now
-      }, (error: unknown) => {
-        self.log.debug({ err: error }, 'fastify-ws-hub redis: lease not written')
-      })
-      .finally(() => { writing = false })
+    transaction.sadd(membersKey, self.nodeId).exec().then((results) => {
+      if (results === null || results.some(([error]) => error !== null)) throw new Error('lease transaction failed')
+      leaseVersion = version
+      refreshedAt = now
+      // A lapsed lease (expired, or Redis flushed) got only this write's changes: make it whole.
+      rewrite = !whole && results[0]?.[1] === 0
+    }).catch((error: unknown) => {
+      rewrite = true
+      self.log.debug({ err: error }, 'fastify-ws-hub redis: lease not written')
+    }).finally(() => { writing = false })
   }
 
   async function sumLeases (field: string, dropDead: boolean): Promise<number> {
     const self = node
     const redis = commands
     if (self === undefined || redis === undefined || redis.status !== 'ready') throw new RedisUnavailableError()
-    const others = await redis.eval(SUM_LEASES, 1, membersKey, self.nodeId, leasePrefix, field, dropDead ? '1' : '0')
+    const others = await redis.eval(SUM_LEASES, 1, membersKey, self.nodeId, keyPrefix + leasePrefix, field, dropDead ? '1' : '0')
     return Number(others)
   }
 
   return {
     async start (hubNode: HubNode): Promise<void> {
       node = hubNode
+      plainHeader = JSON.stringify([hubNode.nodeId, null, null])
       if (userClient !== undefined) {
         commands = userClient
       } else {
@@ -308,6 +389,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
           retryStrategy: reconnectDelay
         })
       }
+      keyPrefix = commands.options.keyPrefix as string // ioredis defaults it to ''
       // The subscription, unlike publishes, must wait for Redis however long it takes.
       subscriber = commands.duplicate({
         enableOfflineQueue: true,
@@ -323,7 +405,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
         if (!closed) hubNode.log.warn({ err: error }, 'fastify-ws-hub redis: subscription failed')
       })
       // Redis down at start is not fatal: the hub serves its own clients and joins when Redis comes.
-      await Promise.all([settled(commands), Promise.race([subscribed, settled(subscriber)])])
+      // Ready means subscribed: a broadcast right after app.ready() must already reach this node.
+      await Promise.all([unlessFailing(commands, ready(commands)), unlessFailing(subscriber, subscribed)])
       if (subscriber.status !== 'ready' || commands.status !== 'ready') {
         hubNode.log.warn('fastify-ws-hub redis: Redis unreachable at start; this node joins the cluster when it returns')
       }
@@ -337,7 +420,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
         stats.dropped++
         return false
       }
-      redis.publish(channel, encodeEnvelope((node as HubNode).nodeId, envelope)).then(onPublished, onPublishFailed)
+      outbox.push(encodeEnvelope((node as HubNode).nodeId, plainHeader, envelope))
+      flushing ??= setImmediate(flushOutbox)
       return true
     },
 
@@ -359,6 +443,11 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       if (closed) return
       closed = true
       clearInterval(timer)
+      // What was published before close still goes, ahead of the lease's deletion.
+      if (flushing !== undefined) {
+        clearImmediate(flushing)
+        flushOutbox()
+      }
       const self = node
       const redis = commands
       const sub = subscriber
