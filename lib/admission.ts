@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { HubClosingError, OriginForbiddenError, TooManyConnectionsError, TooManyConnectionsPerIpError } from './errors.js'
 import type { HubCore } from './hub-core.js'
@@ -20,7 +21,7 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
       done(new HubClosingError())
       return
     }
-    if (core.clients.size >= maxConnections) {
+    if (core.connectionCount() >= maxConnections) {
       core.counters.rejectedCapacity++
       done(new TooManyConnectionsError())
       return
@@ -36,6 +37,41 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
       done(new OriginForbiddenError(origin))
       return
     }
+    reserveSlot(core, request)
     done()
   }
+}
+
+/**
+ * Reserves the upgrade's slots until it opens, is refused (the route's `onResponse` releases them)
+ * or its peer leaves first (ws then drops the socket without a word: its `close` releases them).
+ */
+function reserveSlot (core: HubCore, request: FastifyRequest): void {
+  const raw = request.raw
+  const ip = request.ip
+  core.reserve(raw, ip)
+  const socket = raw.socket as Socket | undefined
+  if (socket === undefined) return
+  const release = (): void => { core.releaseReservation(raw, ip) }
+  socket.once('close', release)
+  pendingReleases.set(raw, () => socket.removeListener('close', release))
+}
+
+/** How to stop watching a reserved upgrade's socket once it became a client. */
+const pendingReleases = new WeakMap<object, () => void>()
+
+/** The upgrade became a client: its slots now belong to the client, the socket watch ends. */
+export function settleAdmission (core: HubCore, request: FastifyRequest): void {
+  const raw = request.raw
+  pendingReleases.get(raw)?.()
+  pendingReleases.delete(raw)
+  core.settleReservation(raw, request.ip)
+}
+
+/** The upgrade was answered over HTTP (refused): its slots are free again. */
+export function releaseAdmission (core: HubCore, request: FastifyRequest): void {
+  const raw = request.raw
+  pendingReleases.get(raw)?.()
+  pendingReleases.delete(raw)
+  core.releaseReservation(raw, request.ip)
 }

@@ -28,9 +28,12 @@ export class HubCore implements HubNode {
   readonly fanOut = new FanOut()
   /** Open clients per remote address, for `maxConnectionsPerIp`. */
   readonly clientsPerIp = new Map<string, number>()
-  /** Upgrades admitted but not yet open or refused; they count against the connection caps. */
-  pendingUpgrades = 0
   closing = false
+  /** Upgrades admitted but neither opened nor refused yet: each holds a connection slot and an IP slot. */
+  pendingUpgrades = 0
+  readonly #reservations = new WeakSet<object>()
+  /** Grows at every change of the clients or of a room's members: lets an adapter skip unchanged state cheaply. */
+  membershipVersion = 0
   /** The app's root view of the hub: what `client.hub` is. Set by the plugin. */
   hub: Hub | undefined
   #broadcastMark = 0
@@ -55,7 +58,7 @@ export class HubCore implements HubNode {
   /** Adds an open client to the hub. */
   add (client: Client): void {
     this.clients.set(client.id, client)
-    this.holdIp(client._ip)
+    this.membershipVersion++
     this.#unfinished++
   }
 
@@ -67,6 +70,7 @@ export class HubCore implements HubNode {
   /** Removes a client from the hub and from every room it joined. */
   remove (client: Client): void {
     if (!this.clients.delete(client.id)) return
+    this.membershipVersion++
     if (client._rooms !== undefined) {
       for (const room of client._rooms) this.#leaveRoom(client, room)
       client._rooms.clear()
@@ -82,6 +86,7 @@ export class HubCore implements HubNode {
       this.rooms.set(room, members)
     }
     members.add(client)
+    this.membershipVersion++
     client._rooms ??= new Set()
     client._rooms.add(room)
   }
@@ -94,7 +99,37 @@ export class HubCore implements HubNode {
     const members = this.rooms.get(room)
     if (members === undefined) return
     members.delete(client)
+    this.membershipVersion++
     if (members.size === 0) this.rooms.delete(room)
+  }
+
+  /** Open clients plus admitted upgrades: what `maxConnections` caps. */
+  connectionCount (): number {
+    return this.clients.size + this.pendingUpgrades
+  }
+
+  /**
+   * Holds a connection slot and an IP slot for an admitted upgrade, so that concurrent upgrades
+   * cannot all pass the caps while their `onUpgrade` runs. `key` is the raw request.
+   */
+  reserve (key: object, ip: string): void {
+    this.#reservations.add(key)
+    this.pendingUpgrades++
+    this.holdIp(ip)
+  }
+
+  /** Frees the slots of an upgrade that was refused or whose peer left; false if none was held. */
+  releaseReservation (key: object, ip: string): boolean {
+    if (!this.#reservations.delete(key)) return false
+    this.pendingUpgrades--
+    this.releaseIp(ip)
+    return true
+  }
+
+  /** The upgrade became a client: its IP slot stays held until the client leaves. */
+  settleReservation (key: object, ip: string): void {
+    if (this.#reservations.delete(key)) this.pendingUpgrades--
+    else this.holdIp(ip)
   }
 
   /** Counts one more open socket for an address. */

@@ -54,6 +54,12 @@ export interface FastifyWsHubOptions {
   maxBufferedBytes?: number
   /** Milliseconds `app.close()` waits for close handshakes before it terminates the rest. Default 3000. */
   shutdownTimeout?: number
+  /**
+   * Milliseconds a client may take to send its request headers, upgrades included (slowloris
+   * defence). The plugin lowers the HTTP server's `headersTimeout` to it, when higher, and checks
+   * every second; `false` leaves the server as it is. Default 5000.
+   */
+  headersTimeout?: number | false
   /** Browser origins allowed to connect. Default: an `Origin` must match the request's own host. */
   allowedOrigins?: AllowedOrigins
   /** Open clients allowed in this process; further upgrades get 503. Default: no limit. */
@@ -77,6 +83,7 @@ export interface ResolvedHubOptions {
   writeTimeout: number
   maxBufferedBytes: number
   shutdownTimeout: number
+  headersTimeout: number | false
   allowedOrigins: AllowedOrigins | undefined
   maxConnections: number
   maxConnectionsPerIp: number
@@ -195,6 +202,7 @@ export function resolveOptions (options: FastifyWsHubOptions | undefined): Resol
     writeTimeout: positiveNumber('writeTimeout', given.writeTimeout, 35_000),
     maxBufferedBytes: wholeNumber('maxBufferedBytes', given.maxBufferedBytes, 1024 * 1024, 1),
     shutdownTimeout: positiveNumber('shutdownTimeout', given.shutdownTimeout, 3_000),
+    headersTimeout: given.headersTimeout === false ? false : positiveNumber('headersTimeout', given.headersTimeout, 5_000),
     allowedOrigins: resolveOrigins(given.allowedOrigins),
     maxConnections: wholeNumber('maxConnections', given.maxConnections, Number.MAX_SAFE_INTEGER, 1),
     maxConnectionsPerIp: wholeNumber('maxConnectionsPerIp', given.maxConnectionsPerIp, Number.MAX_SAFE_INTEGER, 1),

@@ -22,14 +22,39 @@ declare module 'fastify' {
 const SERVICE_UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n' +
   'Content-Length: 80\r\n\r\n{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}'
 
+function refuseUpgradeWhileClosing (_request: unknown, socket: Socket): void {
+  socket.on('error', () => socket.destroy())
+  socket.end(SERVICE_UNAVAILABLE)
+  socket.destroySoon()
+}
+
 /** During shutdown, every upgrade is answered 503 at once and its socket closed, whatever the route. */
 function refuseLateUpgrades (fastify: FastifyInstance): void {
   fastify.server.removeAllListeners('upgrade')
-  fastify.server.on('upgrade', function refuseUpgradeWhileClosing (_request: unknown, socket: Socket) {
-    socket.on('error', () => socket.destroy())
-    socket.end(SERVICE_UNAVAILABLE)
-    socket.destroySoon()
-  })
+  fastify.server.on('upgrade', refuseUpgradeWhileClosing)
+}
+
+/** The HTTP server settings that bound how long request headers may take. */
+interface HeaderDeadlines {
+  listening: boolean
+  headersTimeout?: number
+  connectionsCheckingInterval?: number
+}
+
+/**
+ * Node cuts a request whose headers are not complete after `headersTimeout` (60 s by default),
+ * checked every `connectionsCheckingInterval` (30 s): a client trickling an upgrade request one
+ * byte a second holds a socket for up to 90 s. The hub tightens both before the server listens.
+ */
+function tightenHeaderDeadline (server: HeaderDeadlines, headersTimeout: number, log: FastifyInstance['log']): void {
+  if (typeof server.headersTimeout !== 'number') return
+  if (server.listening) {
+    log.warn('fastify-ws-hub: the server already listens, so headersTimeout cannot be tightened')
+    return
+  }
+  if (server.headersTimeout === 0 || server.headersTimeout > headersTimeout) server.headersTimeout = headersTimeout
+  const checkEvery = Math.min(1_000, headersTimeout)
+  if ((server.connectionsCheckingInterval ?? 0) > checkEvery) server.connectionsCheckingInterval = checkEvery
 }
 
 /**
@@ -48,6 +73,9 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
   if (fastify.hasDecorator('hub')) throw new AlreadyRegisteredError()
 
   const core = new HubCore(resolved, fastify.log)
+  if (resolved.headersTimeout !== false) {
+    tightenHeaderDeadline(fastify.server as unknown as HeaderDeadlines, resolved.headersTimeout, fastify.log)
+  }
   const heartbeat = new Heartbeat(core)
   if (resolved.allowedOrigins === '*') {
     fastify.log.warn('fastify-ws-hub: allowedOrigins is "*": any web site can open sockets with your users\' cookies')
@@ -101,6 +129,8 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
   heartbeat.start()
   fastify.addHook('onClose', async function closeHubAdapter () {
     heartbeat.stop()
+    // The server no longer accepts connections: the late-upgrade refuser has nothing left to do.
+    fastify.server.removeListener('upgrade', refuseUpgradeWhileClosing)
     await core.adapter.close()
   })
 }

@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws'
 import { Client, type ClientParams } from './client.js'
 import { CloseCode } from './constants.js'
 import { InvalidParamsError, InvalidRouteError } from './errors.js'
+import { releaseAdmission, settleAdmission } from './admission.js'
 import { directStreamOf } from './fanout.js'
 import type { Hub } from './hub.js'
 import type { HubCore } from './hub-core.js'
@@ -50,6 +51,7 @@ export interface HubRouteOptions<TParams extends ClientParams = NoParams, S exte
 
 type Hook = NonNullable<RouteShorthandOptions['onRequest']>
 type HandlerHook = NonNullable<RouteShorthandOptions['preHandler']>
+type ResponseHook = NonNullable<RouteShorthandOptions['onResponse']>
 
 function hooksOf<T> (hooks: T | T[] | undefined): T[] {
   if (hooks === undefined) return []
@@ -85,10 +87,13 @@ export function registerHubRoute (
   options: HubRouteOptions<ClientParams>
 ): void {
   checkRouteOptions(options)
-  const { url, params, onUpgrade, onOpen, onMessage, onError, onClose, onRequest, preHandler, ...fastifyOptions } = options
+  const { url, params, onUpgrade, onOpen, onMessage, onError, onClose, onRequest, preHandler, onResponse, ...fastifyOptions } = options
   const paramsCheck = params === undefined ? undefined : TypeCompiler.Compile(params)
   const handlers = { onOpen, onMessage, onError, onClose } as RouteHandlers
-  const { maxConnections, maxConnectionsPerIp } = core.options
+
+  async function releaseRefusedUpgrade (request: FastifyRequest): Promise<void> {
+    if (request.ws) releaseAdmission(core, request)
+  }
 
   async function runOnUpgrade (request: FastifyRequest): Promise<void> {
     if (!request.ws || onUpgrade === undefined) return
@@ -105,15 +110,11 @@ export function registerHubRoute (
 
   function hubConnection (socket: WebSocket, request: FastifyRequest): void {
     if (core.closing) {
+      releaseAdmission(core, request)
       socket.close(CloseCode.goingAway, 'server shutdown')
       return
     }
-    // The admission hook checked the caps before the upgrade; concurrent upgrades may have raced past it.
-    if (core.clients.size >= maxConnections || (core.clientsPerIp.get(request.ip) ?? 0) >= maxConnectionsPerIp) {
-      core.counters.rejectedCapacity++
-      socket.close(1013, 'try again later')
-      return
-    }
+    settleAdmission(core, request)
     const clientParams = (upgradeParams.get(request) ?? {}) as Record<string, unknown>
     const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, request.ip)
     client._raw = directStreamOf(socket)
@@ -126,6 +127,7 @@ export function registerHubRoute (
     url,
     schema: options.schema,
     onRequest: [admission, ...hooksOf<Hook>(onRequest as Hook | Hook[] | undefined)] as Hook,
+    onResponse: [releaseRefusedUpgrade, ...hooksOf<ResponseHook>(onResponse as ResponseHook | ResponseHook[] | undefined)] as ResponseHook,
     preHandler: [...hooksOf<HandlerHook>(preHandler as HandlerHook | HandlerHook[] | undefined), runOnUpgrade] as HandlerHook,
     websocket: true,
     handler: hubConnection

@@ -27,7 +27,7 @@ test('the manifest publishes dist only, as ESM, with the two entry points and th
 
 test('the plugin is wrapped by fastify-plugin with the npm name and fastify 5', async () => {
   const { default: plugin } = await import('../dist/index.js')
-  const meta = (plugin as unknown as Record<symbol, { name: string, fastify: string }>)[Symbol.for('plugin-meta')]
-  assert.equal(meta.name, 'fastify-ws-hub')
-  assert.equal(meta.fastify, '5.x')
+  const meta = (plugin as unknown as Record<symbol, { name: string, fastify: string } | undefined>)[Symbol.for('plugin-meta')]
+  assert.equal(meta?.name, 'fastify-ws-hub')
+  assert.equal(meta?.fastify, '5.x')
 })

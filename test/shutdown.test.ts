@@ -37,7 +37,7 @@ test('app.close() closes every client with 1001, runs every onClose, and leaves 
   assert.ok(closes.every(code => code === 1001))
   assert.equal(app.hub.onlineCount(), 0)
   assert.equal(app.hub.roomSize('room'), 0)
-  assert.equal(app.server.listenerCount('upgrade'), 1, 'only the late-upgrade refuser is left')
+  assert.equal(app.server.listenerCount('upgrade'), 0, 'no upgrade listener is left')
   for (const client of clients) client.socket.terminate()
   await sleep(20)
   assert.deepEqual(resourceCounts(), before)
