@@ -28,7 +28,8 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set()
  */
 export class Client<TParams extends ClientParams = Record<string, unknown>> {
   /** Unique id (a random UUID), unique across every node of a cluster. */
-  readonly id: string = randomUUID()
+  // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
+  readonly id: string = Buffer.from(randomUUID(), 'latin1').toString('latin1')
   /** The hub this client belongs to. */
   readonly hub: Hub
   /** The custom params `onUpgrade` returned, typed from the route's `params` schema. */

@@ -4,7 +4,9 @@ import { framePing } from './frame.js'
 import type { HubCore } from './hub-core.js'
 
 /** Clients checked per slice of a sweep; slices are spread over event-loop turns. */
-const SLICE = 512
+const SLICE = 256
+/** A ping sweep spreads its slices over this share of the interval, so pongs come back in small waves. */
+const PING_SPREAD = 0.5
 /** The sweep runs at least this often, so deadlines are kept to about a second. */
 const MAX_PERIOD = 1_000
 const MIN_PERIOD = 5
@@ -12,8 +14,9 @@ const MIN_PERIOD = 5
 /**
  * Keeps every client's liveness on ONE timer: heartbeat pings, unanswered-ping failures, the idle
  * deadline (`readTimeout`), the slow-consumer deadline (`writeTimeout`) and the end of close
- * handshakes that never finish. A sweep walks the clients in slices of 512 with `setImmediate`
- * between slices, so that even 10k clients never hold the event loop for long.
+ * handshakes that never finish. A sweep walks the clients in slices of 256; a sweep that pings
+ * spreads its slices over half a period (so the pongs come back in small waves, not one flood),
+ * the others run them on consecutive turns. Even 10k clients never hold the event loop for long.
  */
 export class Heartbeat {
   readonly #core: HubCore
@@ -25,6 +28,8 @@ export class Heartbeat {
   #sweeping: Iterator<Client> | undefined
   #sweepNow = 0
   #sweepPings = false
+  #spacing = 0
+  #spreadTimer: NodeJS.Timeout | undefined
 
   constructor (core: HubCore) {
     this.#core = core
@@ -48,6 +53,7 @@ export class Heartbeat {
   stop (): void {
     clearInterval(this.#timer)
     if (this.#immediate !== undefined) clearImmediate(this.#immediate)
+    clearTimeout(this.#spreadTimer)
     this.#timer = undefined
     this.#immediate = undefined
     this.#sweeping = undefined
@@ -61,6 +67,8 @@ export class Heartbeat {
     this.#sweepPings = heartbeat !== false && now >= this.#nextPingAt
     if (heartbeat !== false && this.#sweepPings) this.#nextPingAt = now + heartbeat.interval
     this.#sweepNow = now
+    const slices = Math.ceil(this.#core.clients.size / SLICE)
+    this.#spacing = heartbeat !== false && slices > 1 ? Math.floor(this.#period * PING_SPREAD / slices) : 0
     this.#sweeping = this.#core.clients.values()
     this.#slice()
   }
@@ -77,7 +85,12 @@ export class Heartbeat {
       }
       this.#check(next.value)
     }
-    this.#immediate = setImmediate(() => this.#slice())
+    if (this.#sweepPings && this.#spacing > 0) {
+      this.#spreadTimer = setTimeout(() => this.#slice(), this.#spacing)
+      this.#spreadTimer.unref()
+    } else {
+      this.#immediate = setImmediate(() => this.#slice())
+    }
   }
 
   #check (client: Client): void {

@@ -1,0 +1,324 @@
+// One benchmark server: `node --expose-gc bench/server.js <impl> '<json options>'`, driven over IPC by run.js.
+import http from 'node:http'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { Sender, WebSocket, WebSocketServer } from 'ws'
+import { nowMicros, serve } from './ipc.js'
+
+const impl = process.argv[2]
+const options = JSON.parse(process.argv[3] ?? '{}')
+const ROOMS = options.rooms ?? 100
+const roomNames = Array.from({ length: ROOMS }, (_, i) => `r${i}`)
+let joined = 0
+/** Rooms are dealt round-robin in connection order, the same way for every implementation. */
+function nextRoom () {
+  return roomNames[joined++ % ROOMS]
+}
+
+/** Plain-ws rooms: name -> Set of sockets. */
+function wsRooms () {
+  const rooms = new Map(roomNames.map((name) => [name, new Set()]))
+  return {
+    rooms,
+    add (socket) {
+      const members = rooms.get(nextRoom())
+      members.add(socket)
+      socket.on('close', () => members.delete(socket))
+    }
+  }
+}
+
+async function listen (server) {
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return server.address().port
+}
+
+/** (a) ws, one `send` per client: the naive loop. */
+async function wsLoop () {
+  const server = http.createServer()
+  const wss = new WebSocketServer({ server, perMessageDeflate: false })
+  const { rooms, add } = wsRooms()
+  wss.on('connection', (socket) => {
+    socket.on('error', () => {})
+    add(socket)
+  })
+  return {
+    port: await listen(server),
+    path: '/ws',
+    count: () => wss.clients.size,
+    all (text) {
+      for (const socket of wss.clients) socket.send(text)
+    },
+    room (name, text) {
+      for (const socket of rooms.get(name)) socket.send(text)
+    },
+    ping () {
+      for (const socket of wss.clients) socket.ping('ping')
+    },
+    buffered: () => maxBuffered(wss.clients)
+  }
+}
+
+/** (b) the REFERENCE: ws, frame built once, every socket corked for the turn and uncorked in one nextTick. */
+async function wsCork () {
+  const server = http.createServer()
+  const wss = new WebSocketServer({ server, perMessageDeflate: false })
+  const { rooms, add } = wsRooms()
+  wss.on('connection', (socket) => {
+    socket.on('error', () => {})
+    add(socket)
+  })
+  const frameOptions = { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }
+  let corked = []
+  const uncorkAll = () => {
+    const sockets = corked
+    corked = []
+    for (const raw of sockets) raw.uncork()
+  }
+  function write (socket, frame) {
+    if (socket.readyState !== WebSocket.OPEN) return
+    // ws's own stream; writing the frame here is what ws would write, minus the per-socket framing
+    const raw = socket._socket
+    if (raw.writableCorked === 0) {
+      raw.cork()
+      if (corked.push(raw) === 1) process.nextTick(uncorkAll)
+    }
+    raw.write(frame)
+  }
+  const frameOf = (text) => Buffer.concat(Sender.frame(Buffer.from(text), frameOptions))
+  const pingFrame = Buffer.concat(Sender.frame(Buffer.from('ping'), { ...frameOptions, opcode: 9 }))
+  return {
+    port: await listen(server),
+    path: '/ws',
+    count: () => wss.clients.size,
+    all (text) {
+      const frame = frameOf(text)
+      for (const socket of wss.clients) write(socket, frame)
+    },
+    room (name, text) {
+      const frame = frameOf(text)
+      for (const socket of rooms.get(name)) write(socket, frame)
+    },
+    ping () {
+      for (const socket of wss.clients) write(socket, pingFrame)
+    },
+    buffered: () => maxBuffered(wss.clients)
+  }
+}
+
+/** (c) @fastify/websocket with a manual send loop. */
+async function fastifyWebsocket () {
+  const { default: Fastify } = await import('fastify')
+  const { default: websocket } = await import('@fastify/websocket')
+  const app = Fastify()
+  await app.register(websocket, { options: { perMessageDeflate: false } })
+  const clients = new Set()
+  const { rooms, add } = wsRooms()
+  app.register(async function routes (instance) {
+    instance.get('/ws', { websocket: true }, (socket) => {
+      socket.on('error', () => {})
+      clients.add(socket)
+      socket.on('close', () => clients.delete(socket))
+      add(socket)
+    })
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return {
+    port: app.server.address().port,
+    path: '/ws',
+    count: () => clients.size,
+    all (text) {
+      for (const socket of clients) socket.send(text)
+    },
+    room (name, text) {
+      for (const socket of rooms.get(name)) socket.send(text)
+    },
+    buffered: () => maxBuffered(clients)
+  }
+}
+
+/** (d) socket.io over its websocket transport only, `io.emit` of a string. */
+async function socketIo () {
+  const { Server } = await import('socket.io')
+  const server = http.createServer()
+  const io = new Server(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: false })
+  io.on('connection', (socket) => socket.join(nextRoom()))
+  return {
+    port: await listen(server),
+    path: '/socket.io/?EIO=4&transport=websocket',
+    protocol: 'socket.io',
+    count: () => io.engine.clientsCount,
+    all (text) {
+      io.emit('m', text)
+    },
+    room (name, text) {
+      io.to(name).emit('m', text)
+    },
+    buffered () {
+      let max = 0
+      for (const client of Object.values(io.engine.clients)) {
+        max = Math.max(max, client.transport.socket?.bufferedAmount ?? 0)
+      }
+      return max
+    }
+  }
+}
+
+/** (e) fastify-ws-hub, `app.hub.broadcast`. */
+async function hub () {
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyWsHub } = await importBuild()
+  const app = Fastify()
+  await app.register(fastifyWsHub, {
+    heartbeat: options.heartbeat ?? false,
+    handshakeMessage: false,
+    readTimeout: 0,
+    ...(options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: options.maxBufferedBytes })
+  })
+  app.hub.route({
+    url: '/ws',
+    onOpen (client) {
+      client.join(nextRoom())
+    },
+    onMessage () {}
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const roomOptions = new Map(roomNames.map((name) => [name, { room: name }]))
+  return {
+    port: app.server.address().port,
+    path: '/ws',
+    count: () => app.hub.onlineCount(),
+    all (text) {
+      app.hub.broadcast(text)
+    },
+    room (name, text) {
+      app.hub.broadcast(text, roomOptions.get(name))
+    },
+    buffered () {
+      let max = 0
+      for (const client of app.hub.clients.values()) max = Math.max(max, client.socket.bufferedAmount)
+      return max
+    },
+    stats: () => app.hub.stats()
+  }
+}
+
+/** The built plugin; a build running meanwhile (rm -rf dist && tsc) gets a few seconds to finish. */
+async function importBuild () {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await import('../dist/index.js')
+    } catch (error) {
+      if (attempt === 20 || error.code !== 'ERR_MODULE_NOT_FOUND') throw error
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+  }
+}
+
+function maxBuffered (sockets) {
+  let max = 0
+  for (const socket of sockets) max = Math.max(max, socket.bufferedAmount)
+  return max
+}
+
+const factories = { 'ws-loop': wsLoop, 'ws-cork': wsCork, 'fastify-ws': fastifyWebsocket, 'socket.io': socketIo, hub }
+const server = await factories[impl]()
+
+/** A text message of `size` bytes that starts with the send time in microseconds. */
+function stamped (size) {
+  const stamp = String(Math.floor(nowMicros()))
+  return stamp + ' ' + 'x'.repeat(Math.max(0, size - stamp.length - 1))
+}
+
+function memory () {
+  const usage = process.memoryUsage()
+  return { rss: usage.rss, heapUsed: usage.heapUsed, external: usage.external, arrayBuffers: usage.arrayBuffers }
+}
+
+let pingTimer
+serve({
+  info: () => ({ port: server.port, path: server.path, protocol: server.protocol ?? 'ws', pid: process.pid }),
+  count: () => server.count(),
+  cpu: () => ({ ...process.cpuUsage(), wall: nowMicros() }),
+  memory () {
+    // full collections until the heap stops shrinking (at most 4)
+    let last = Infinity
+    for (let i = 0; i < 4; i++) {
+      globalThis.gc()
+      const used = process.memoryUsage().heapUsed
+      if (last - used < 64 * 1024) break
+      last = used
+    }
+    return memory()
+  },
+  memoryNow: memory,
+  buffered: () => server.buffered(),
+  stats: () => server.stats?.(),
+  /** Broadcasts `turns` event-loop turns of `perTurn` messages (to all, or to each room), as fast as it can. */
+  burst ({ turns, perTurn, mode, size }) {
+    const text = 'x'.repeat(size)
+    return new Promise((resolve) => {
+      let done = 0
+      const turn = () => {
+        for (let k = 0; k < perTurn; k++) {
+          if (mode === 'rooms') {
+            for (const name of roomNames) server.room(name, text)
+          } else {
+            server.all(text)
+          }
+        }
+        if (++done < turns) setImmediate(turn)
+        else setImmediate(resolve)
+      }
+      turn()
+    })
+  },
+  /** Broadcasts time-stamped messages at a fixed rate for a while. */
+  paced ({ rate, durationMs, size }) {
+    return new Promise((resolve) => {
+      const period = 1000 / rate
+      const start = performance.now()
+      let sent = 0
+      const total = Math.round(rate * durationMs / 1000)
+      const tick = () => {
+        server.all(stamped(size))
+        if (++sent >= total) {
+          resolve({ sent })
+          return
+        }
+        setTimeout(tick, Math.max(0, start + sent * period - performance.now()))
+      }
+      tick()
+    })
+  },
+  /** Event-loop delay over a window: histogram plus a 2 ms drift probe (the largest single stall). */
+  eventLoopDelay ({ durationMs }) {
+    const histogram = monitorEventLoopDelay({ resolution: 1 })
+    histogram.enable()
+    return new Promise((resolve) => {
+      let last = performance.now()
+      let worst = 0
+      const probe = setInterval(() => {
+        const now = performance.now()
+        worst = Math.max(worst, now - last - 2)
+        last = now
+      }, 2)
+      setTimeout(() => {
+        clearInterval(probe)
+        histogram.disable()
+        resolve({
+          maxMs: histogram.max / 1e6,
+          p99Ms: histogram.percentile(99) / 1e6,
+          meanMs: histogram.mean / 1e6,
+          probeMaxMs: worst
+        })
+      }, durationMs)
+    })
+  },
+  /** A naive heartbeat for a comparison: ping every client in one loop on a timer. */
+  pingLoop ({ intervalMs }) {
+    clearInterval(pingTimer)
+    if (intervalMs > 0) pingTimer = setInterval(() => server.ping(), intervalMs)
+    return true
+  }
+})
+process.send({ ready: true })
