@@ -1,12 +1,12 @@
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { HubClosingError, OriginForbiddenError, TooManyConnectionsError, TooManyConnectionsPerIpError } from './errors.js'
+import { OriginForbiddenError, TooManyConnectionsError, TooManyConnectionsPerIpError } from './errors.js'
 import type { HubCore } from './hub-core.js'
 import type { OriginCheck } from './origin.js'
 
 /**
  * Builds the `onRequest` hook that every hub route runs first, so that a refused upgrade costs
- * no user hook and no upgrade: 503 during shutdown or over `maxConnections`, 429 over
+ * no user hook and no upgrade: 503 over `maxConnections`, 429 over
  * `maxConnectionsPerIp`, 403 for a foreign `Origin`. Plain HTTP requests to the route pass through.
  */
 export function createAdmission (core: HubCore, originCheck: OriginCheck | undefined) {
@@ -14,11 +14,6 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
   return function admitUpgrade (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
     if (!request.ws) {
       done()
-      return
-    }
-    if (core.closing) {
-      core.counters.rejectedCapacity++
-      done(new HubClosingError())
       return
     }
     if (core.connectionCount() >= maxConnections) {
@@ -65,7 +60,7 @@ export function settleAdmission (core: HubCore, request: FastifyRequest): void {
   const raw = request.raw
   pendingReleases.get(raw)?.()
   pendingReleases.delete(raw)
-  core.settleReservation(raw, request.ip)
+  core.settleReservation(raw)
 }
 
 /** The upgrade was answered over HTTP (refused): its slots are free again. */

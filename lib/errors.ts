@@ -16,10 +16,6 @@ export const InvalidParamsError = createError<'FST_WS_HUB_INVALID_PARAMS', 500, 
 export const UnserializableMessageError = createError<'FST_WS_HUB_UNSERIALIZABLE', 500, [string]>(
   'FST_WS_HUB_UNSERIALIZABLE', 'Cannot send this value as a websocket message: %s', 500, TypeError)
 
-/** An upgrade reached the hub while it shuts down. */
-export const HubClosingError = createError<'FST_WS_HUB_CLOSING', 503, []>(
-  'FST_WS_HUB_CLOSING', 'The websocket hub is shutting down', 503)
-
 /** A handler threw something that is not an `Error`; this wraps it so `onError` always gets an Error. */
 export const HandlerError = createError<'FST_WS_HUB_HANDLER_ERROR', 500, [string]>(
   'FST_WS_HUB_HANDLER_ERROR', 'A hub handler threw a non-Error value: %s', 500)

@@ -52,10 +52,10 @@ export class FanOut {
  * The stream a ws socket writes to, when the hub may write frames to it directly: only without
  * permessage-deflate (compressed frames are per socket, so ws must build them) and only when ws
  * sits on a corkable stream. Reaching into ws's `_socket` is the one private access of this
- * project; the same writes ws would do, in the same order, so its own frames never interleave.
+ * project (the TCP socket, or the stream of `injectWS`); the same writes ws would do, in the same
+ * order, so its own frames never interleave.
  */
 export function directStreamOf (socket: WebSocket): Duplex | undefined {
   if (socket.extensions !== '') return undefined
-  const raw = (socket as unknown as { _socket?: Duplex })._socket
-  return typeof raw?.cork === 'function' ? raw : undefined
+  return (socket as unknown as { _socket: Duplex })._socket
 }

@@ -126,10 +126,10 @@ export class HubCore implements HubNode {
     return true
   }
 
-  /** The upgrade became a client: its IP slot stays held until the client leaves. */
-  settleReservation (key: object, ip: string): void {
-    if (this.#reservations.delete(key)) this.pendingUpgrades--
-    else this.holdIp(ip)
+  /** The upgrade became a client (admission reserved it: it is the first hook of every hub route); its IP slot stays held until the client leaves. */
+  settleReservation (key: object): void {
+    this.#reservations.delete(key)
+    this.pendingUpgrades--
   }
 
   /** Counts one more open socket for an address. */

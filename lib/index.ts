@@ -9,7 +9,6 @@ export { WebsocketHandshakeSuccess, WebsocketServerPingMsg, CloseCode } from './
 export {
   AlreadyRegisteredError,
   HandlerError,
-  HubClosingError,
   InvalidOptionError,
   InvalidParamsError,
   InvalidRouteError,

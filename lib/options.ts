@@ -186,11 +186,11 @@ function resolveAdapter (value: unknown): HubAdapter | undefined {
  * Checks the user's options and fills in the defaults (the seed's, in milliseconds).
  * @throws {InvalidOptionError} naming the first option that is wrong
  */
-export function resolveOptions (options: FastifyWsHubOptions | undefined): ResolvedHubOptions {
-  if (options !== undefined && !isPlainObject(options)) {
+export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubOptions {
+  if (!isPlainObject(options)) {
     throw new InvalidOptionError('options', `expected an object, got ${describe(options)}`)
   }
-  const given: FastifyWsHubOptions = options ?? {}
+  const given: FastifyWsHubOptions = options
   if (given.websocket !== undefined && !isPlainObject(given.websocket)) {
     throw new InvalidOptionError('websocket', `expected an object, got ${describe(given.websocket)}`)
   }

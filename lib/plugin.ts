@@ -1,8 +1,7 @@
 import type { Socket } from 'node:net'
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
-import type { WebSocket } from 'ws'
 import { createAdmission } from './admission.js'
 import { AlreadyRegisteredError } from './errors.js'
 import { Heartbeat } from './heartbeat.js'
@@ -10,7 +9,6 @@ import { Hub } from './hub.js'
 import { HubCore } from './hub-core.js'
 import { resolveOptions, type FastifyWsHubOptions } from './options.js'
 import { createOriginCheck } from './origin.js'
-import { clientOf } from './read-loop.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -57,17 +55,6 @@ function tightenHeaderDeadline (server: HeaderDeadlines, headersTimeout: number,
   if ((server.connectionsCheckingInterval ?? 0) > checkEvery) server.connectionsCheckingInterval = checkEvery
 }
 
-/**
- * Errors of sockets that are hub clients are reported by the hub (onError, once); this handler,
- * given to @fastify/websocket, only deals with the others, and does not cut a socket that ws is
- * already closing with the right code.
- */
-function socketErrorHandler (error: Error, socket: WebSocket, request: FastifyRequest, _reply: FastifyReply): void {
-  if (clientOf(socket) !== undefined) return
-  request.log.error({ err: error }, 'websocket error before the hub took the socket')
-  socket.terminate()
-}
-
 const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async function fastifyWsHub (fastify, options) {
   const resolved = resolveOptions(options)
   if (fastify.hasDecorator('hub')) throw new AlreadyRegisteredError()
@@ -106,7 +93,6 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
     await fastify.register(fastifyWebsocket, {
       ...websocket,
       options: { ...closeTimeout, ...websocket.options, maxPayload: resolved.maxPayload },
-      errorHandler: socketErrorHandler,
       preClose: closeHub
     })
   }

@@ -16,11 +16,6 @@ const kClient = Symbol('fastify-ws-hub.client')
 /** A ws socket that knows its client: listeners are shared functions, not closures per client. */
 type HubSocket = WebSocket & { [kClient]: Client }
 
-/** The client a hub socket belongs to, if it is one. */
-export function clientOf (socket: WebSocket): Client | undefined {
-  return (socket as Partial<HubSocket>)[kClient]
-}
-
 function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
 }

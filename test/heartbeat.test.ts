@@ -123,3 +123,32 @@ test('a client above maxBufferedBytes for writeTimeout is closed with 1008 slow 
   assert.equal(app.hub.stats().slowConsumerCloses, 1)
   await waitFor(() => fastCount === broadcasts, 3000, 'fast client got everything')
 })
+
+test('with more clients than one slice, a ping sweep reaches every client and drops none', async (t) => {
+  const app = await createApp(t, { heartbeat: { interval: 40, maxFailures: 2 }, handshakeMessage: false })
+  app.hub.route({ url: '/ws' })
+  const url = await listen(app)
+  const clients = await Promise.all(Array.from({ length: 300 }, () => connect(`${url}/ws`)))
+  t.after(() => { for (const client of clients) client.socket.terminate() })
+  const pinged = new Set<number>()
+  clients.forEach((client, index) => client.socket.on('ping', () => pinged.add(index)))
+  await waitFor(() => pinged.size === clients.length, 3000, 'every client pinged')
+  await sleep(200)
+  assert.equal(app.hub.onlineCount(), 300)
+  assert.equal(app.hub.stats().heartbeatTimeouts, 0)
+})
+
+test('one send larger than maxBufferedBytes marks a client that stops reading slow; it is closed after writeTimeout', async (t) => {
+  const app = await createApp(t, { maxBufferedBytes: 64 * 1024, writeTimeout: 150, shutdownTimeout: 200, handshakeMessage: false })
+  let server: Client | undefined
+  app.hub.route({ url: '/ws', onOpen (client) { server = client as Client } })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  await waitFor(() => server !== undefined)
+  const rawSocket = (client.socket as unknown as { _socket: { pause (): void } })._socket
+  rawSocket.pause()
+  assert.equal(server?.send(Buffer.alloc(8 * 1024 * 1024)), true, 'written: the buffer was below the mark')
+  assert.equal(server?.send('next'), false, 'dropped: the buffer is above the mark now')
+  await waitFor(() => app.hub.stats().slowConsumerCloses === 1, 3000, 'slow consumer close')
+  await waitFor(() => server?.state === 'closed', 3000, 'terminated after the close grace')
+})

@@ -26,3 +26,20 @@ test('registering the plugin twice on one instance fails', async () => {
   await assert.rejects(async () => { await app.ready() }, { code: 'FST_WS_HUB_ALREADY_REGISTERED' })
   await app.close()
 })
+
+test('the header deadline is left alone on servers without one (HTTP/2) and, with a warning, on one that already listens', async () => {
+  const { createServer } = await import('node:http')
+  const http2App = Fastify({ http2: true })
+  await http2App.register(fastifyWsHub, { heartbeat: false })
+  await http2App.close()
+
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const logs: string[] = []
+  const app = Fastify({ serverFactory: () => server, logger: { level: 'warn', stream: { write: (line: string) => logs.push(line) } } })
+  await app.register(fastifyWsHub, { heartbeat: false })
+  assert.ok(logs.some(line => line.includes('headersTimeout cannot be tightened')))
+  assert.equal(server.headersTimeout, 60_000)
+  await app.close()
+  await new Promise(resolve => server.close(resolve))
+})

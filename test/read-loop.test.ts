@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { Client } from '../dist/index.js'
+import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import fastifyWsHub, { type Client } from '../dist/index.js'
 import { connect, createApp, listen, sleep, waitFor } from './helpers.js'
 
 test('messages are handled one at a time, in order, while an async onMessage pauses the socket', async (t) => {
@@ -245,4 +247,50 @@ test('client.log is a child logger bound to the client id', async (t) => {
   const line = logs.find(entry => entry.msg === 'hello from client')
   assert.equal(line?.clientId, id)
   assert.ok(typeof line?.reqId === 'string')
+})
+
+test('a handshakeMessage function that throws is a handler error: onError, then 1011', async (t) => {
+  const app = await createApp(t, { handshakeMessage: () => { throw new Error('no greeting') } })
+  const errors: string[] = []
+  let opened = false
+  app.hub.route({ url: '/ws', onOpen () { opened = true }, onError (_client, error) { errors.push(error.message) } })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  assert.equal((await client.closed).code, 1011)
+  assert.deepEqual(errors, ['no greeting'])
+  assert.equal(opened, false)
+})
+
+test('an onError that rejects and an onClose that throws synchronously are logged, not fatal', async (t) => {
+  const logs: string[] = []
+  const app = await createApp(t, { handshakeMessage: false }, { logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } })
+  let rooms = -1
+  app.hub.route({
+    url: '/ws',
+    onOpen (client) { rooms = client.rooms.size },
+    onMessage () { throw new Error('first') },
+    async onError () { throw new Error('rejected in onError') },
+    onClose () { throw new Error('thrown in onClose') }
+  })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  client.socket.send('x')
+  assert.equal((await client.closed).code, 1011)
+  await waitFor(() => logs.some(line => line.includes('rejected in onError')) && logs.some(line => line.includes('thrown in onClose')))
+  assert.equal(rooms, 0)
+})
+
+test('with @fastify/websocket registered first (its own maxPayload), the hub still closes a message over maxPayload with 1009', async (t) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(fastifyWebsocket)
+  await app.register(fastifyWsHub, { heartbeat: false, handshakeMessage: false, maxPayload: 100 })
+  const lengths: number[] = []
+  app.hub.route({ url: '/ws', onMessage (_client, data) { lengths.push(data.length) } })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  client.socket.send('x'.repeat(100))
+  client.socket.send('x'.repeat(101))
+  assert.equal((await client.closed).code, 1009)
+  assert.deepEqual(lengths, [100])
 })

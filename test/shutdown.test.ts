@@ -127,3 +127,47 @@ test('an upgrade whose onUpgrade finishes after shutdown began is closed with 10
   assert.equal(opened, 0)
   if (!(outcome instanceof Error)) assert.equal(outcome.code, 1001)
 })
+
+test('an onClose that never settles delays app.close() by at most two shutdownTimeouts, with a warning', async () => {
+  const logs: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => logs.push(line) } } })
+  await app.register(fastifyWsHub, { heartbeat: false, shutdownTimeout: 100 })
+  app.hub.route({ url: '/ws', onClose: () => new Promise<void>(() => {}) })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  await waitFor(() => app.hub.onlineCount() === 1)
+  const started = Date.now()
+  await app.close()
+  const elapsed = Date.now() - started
+  assert.ok(elapsed >= 190 && elapsed < 1500, `closed after ${elapsed} ms`)
+  assert.ok(logs.some(line => line.includes('onClose hooks still running')))
+  assert.equal((await client.closed).code, 1001)
+})
+
+test('with @fastify/websocket registered first and a preClose that keeps its server open, an upgrade finishing during shutdown is closed with 1001', async () => {
+  const app = Fastify()
+  await app.register(fastifyWebsocket, { preClose: (done) => done() })
+  await app.register(fastifyWsHub, { heartbeat: false, shutdownTimeout: 200 })
+  let opened = 0
+  let entered: () => void = () => {}
+  const inUpgrade = new Promise<void>(resolve => { entered = resolve })
+  app.hub.route({
+    url: '/ws',
+    async onUpgrade () {
+      entered()
+      await sleep(100)
+      return {}
+    },
+    onOpen () { opened++ }
+  })
+  const url = await listen(app)
+  const pending = connect(`${url}/ws`)
+  await inUpgrade
+  const closing = app.close()
+  const client = await pending
+  assert.equal((await client.closed).code, 1001)
+  await closing
+  assert.equal(opened, 0)
+  assert.equal(app.hub.onlineCount(), 0)
+  app.websocketServer.close()
+})
