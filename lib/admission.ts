@@ -11,6 +11,8 @@ import type { OriginCheck } from './origin.js'
  */
 export function createAdmission (core: HubCore, originCheck: OriginCheck | undefined) {
   const { maxConnections, maxConnectionsPerIp } = core.options
+  // request.ip costs a getpeername() system call per upgrade: only pay it when addresses are counted.
+  const countsAddresses = maxConnectionsPerIp < Number.MAX_SAFE_INTEGER
   return function admitUpgrade (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
     if (!request.ws) {
       done()
@@ -21,7 +23,8 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
       done(new TooManyConnectionsError())
       return
     }
-    if ((core.clientsPerIp.get(request.ip) ?? 0) >= maxConnectionsPerIp) {
+    const ip = countsAddresses ? request.ip : ''
+    if (countsAddresses && (core.clientsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
       core.counters.rejectedPerIp++
       done(new TooManyConnectionsPerIpError())
       return
@@ -32,7 +35,7 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
       done(new OriginForbiddenError(origin))
       return
     }
-    reserveSlot(core, request)
+    reserveSlot(core, request, ip)
     done()
   }
 }
@@ -41,13 +44,12 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
  * Reserves the upgrade's slots until it opens, is refused (the route's `onResponse` releases them)
  * or its peer leaves first (ws then drops the socket without a word: its `close` releases them).
  */
-function reserveSlot (core: HubCore, request: FastifyRequest): void {
+function reserveSlot (core: HubCore, request: FastifyRequest, ip: string): void {
   const raw = request.raw
-  const ip = request.ip
   core.reserve(raw, ip)
   const socket = raw.socket as Socket | undefined
   if (socket === undefined) return
-  const release = (): void => { core.releaseReservation(raw, ip) }
+  const release = (): void => { core.releaseReservation(raw) }
   socket.once('close', release)
   pendingReleases.set(raw, () => socket.removeListener('close', release))
 }
@@ -55,12 +57,15 @@ function reserveSlot (core: HubCore, request: FastifyRequest): void {
 /** How to stop watching a reserved upgrade's socket once it became a client. */
 const pendingReleases = new WeakMap<object, () => void>()
 
-/** The upgrade became a client: its slots now belong to the client, the socket watch ends. */
-export function settleAdmission (core: HubCore, request: FastifyRequest): void {
+/**
+ * The upgrade became a client: its slots now belong to the client, the socket watch ends.
+ * @returns the address its IP slot was counted under ('' when addresses are not counted)
+ */
+export function settleAdmission (core: HubCore, request: FastifyRequest): string {
   const raw = request.raw
   pendingReleases.get(raw)?.()
   pendingReleases.delete(raw)
-  core.settleReservation(raw)
+  return core.settleReservation(raw)
 }
 
 /** The upgrade was answered over HTTP (refused): its slots are free again. */
@@ -68,5 +73,5 @@ export function releaseAdmission (core: HubCore, request: FastifyRequest): void 
   const raw = request.raw
   pendingReleases.get(raw)?.()
   pendingReleases.delete(raw)
-  core.releaseReservation(raw, request.ip)
+  core.releaseReservation(raw)
 }

@@ -72,7 +72,7 @@ export class Client<TParams extends ClientParams = Record<string, unknown>> {
   /** @internal timestamps of messages in the current rate-limit window */
   _windowStart = 0
   /** @internal */ _windowCount = 0
-  /** @internal remote address, kept to release its per-IP slot */
+  /** @internal remote address, kept to release its per-IP slot ('' when addresses are not counted) */
   _ip: string
   #log: FastifyBaseLogger | undefined
 

@@ -31,7 +31,8 @@ export class HubCore implements HubNode {
   closing = false
   /** Upgrades admitted but neither opened nor refused yet: each holds a connection slot and an IP slot. */
   pendingUpgrades = 0
-  readonly #reservations = new WeakSet<object>()
+  /** Each admitted upgrade's address ('' when `maxConnectionsPerIp` is off and addresses are not looked up). */
+  readonly #reservations = new WeakMap<object, string>()
   /** Grows at every change of the clients or of a room's members: lets an adapter skip unchanged state cheaply. */
   membershipVersion = 0
   /** The app's root view of the hub: what `client.hub` is. Set by the plugin. */
@@ -113,32 +114,37 @@ export class HubCore implements HubNode {
    * cannot all pass the caps while their `onUpgrade` runs. `key` is the raw request.
    */
   reserve (key: object, ip: string): void {
-    this.#reservations.add(key)
+    this.#reservations.set(key, ip)
     this.pendingUpgrades++
     this.holdIp(ip)
   }
 
-  /** Frees the slots of an upgrade that was refused or whose peer left; false if none was held. */
-  releaseReservation (key: object, ip: string): boolean {
-    if (!this.#reservations.delete(key)) return false
+  /** Frees the slots of an upgrade that was refused or whose peer left (once: later calls do nothing). */
+  releaseReservation (key: object): void {
+    const ip = this.#reservations.get(key)
+    if (ip === undefined) return
+    this.#reservations.delete(key)
     this.pendingUpgrades--
     this.releaseIp(ip)
-    return true
   }
 
   /** The upgrade became a client (admission reserved it: it is the first hook of every hub route); its IP slot stays held until the client leaves. */
-  settleReservation (key: object): void {
+  settleReservation (key: object): string {
+    const ip = this.#reservations.get(key) as string
     this.#reservations.delete(key)
     this.pendingUpgrades--
+    return ip
   }
 
   /** Counts one more open socket for an address. */
   holdIp (ip: string): void {
+    if (ip === '') return
     this.clientsPerIp.set(ip, (this.clientsPerIp.get(ip) ?? 0) + 1)
   }
 
   /** Releases an address's slot. */
   releaseIp (ip: string): void {
+    if (ip === '') return
     const count = (this.clientsPerIp.get(ip) ?? 1) - 1
     if (count <= 0) this.clientsPerIp.delete(ip)
     else this.clientsPerIp.set(ip, count)

@@ -128,10 +128,10 @@ export function registerHubRoute (
       socket.close(CloseCode.goingAway, 'server shutdown')
       return
     }
-    settleAdmission(core, request)
+    const ip = settleAdmission(core, request)
     releaseUpgradeLeftovers(socket)
     const clientParams = (upgradeParams.get(request) ?? {}) as Record<string, unknown>
-    const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, request.ip)
+    const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, ip)
     client._raw = directStreamOf(socket)
     openClient(client)
   }
