@@ -86,7 +86,7 @@ test('an upgrade that arrives during shutdown is answered 503', async () => {
   await closing
 })
 
-test('with @fastify/websocket registered first, app.close() still closes every client and runs onClose', async () => {
+test('with @fastify/websocket registered first, app.close() still closes every client with 1001 and runs onClose', async () => {
   const app = Fastify()
   await app.register(fastifyWebsocket)
   await app.register(fastifyWsHub, { heartbeat: false })
@@ -96,8 +96,8 @@ test('with @fastify/websocket registered first, app.close() still closes every c
   const client = await connect(`${url}/ws`)
   await waitFor(() => app.hub.onlineCount() === 1)
   await app.close()
-  await client.closed
-  assert.equal(closes.length, 1)
+  assert.deepEqual(await client.closed, { code: 1001, reason: 'server shutdown' })
+  assert.deepEqual(closes, [1001])
 })
 
 test('an upgrade whose onUpgrade finishes after shutdown began is closed with 1001 and never opened', async () => {
