@@ -23,7 +23,7 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
       done(new TooManyConnectionsError())
       return
     }
-    const ip = countsAddresses ? request.ip : ''
+    const ip = countsAddresses ? request.ip ?? '' : ''
     if (countsAddresses && (core.clientsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
       core.counters.rejectedPerIp++
       done(new TooManyConnectionsPerIpError())
@@ -46,8 +46,11 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
  */
 function reserveSlot (core: HubCore, request: FastifyRequest, ip: string): void {
   const raw = request.raw
-  core.reserve(raw, ip)
   const socket = raw.socket as Socket | undefined
+  // A socket destroyed during an earlier async hook has closed already: no close event would free
+  // the slot, and ws will drop the upgrade without a word.
+  if (socket?.destroyed === true) return
+  core.reserve(raw, ip)
   if (socket === undefined) return
   const release = (): void => { core.releaseReservation(raw) }
   socket.once('close', release)

@@ -10,6 +10,7 @@ const PING_SPREAD = 0.5
 /** The sweep runs at least this often, so deadlines are kept to about a second. */
 const MAX_PERIOD = 1_000
 const MIN_PERIOD = 5
+const OPEN = 1
 
 /**
  * Keeps every client's liveness on ONE timer: heartbeat pings, unanswered-ping failures, the idle
@@ -102,6 +103,8 @@ export class Heartbeat {
       if (client._state === 'closing' && now - client._closingSince >= shutdownTimeout) client._terminate()
       return
     }
+    // The peer began the close: ws answered it and ended the stream; the close event is on its way.
+    if (client.socket.readyState !== OPEN) return
     if (client._busy) {
       // The socket is paused while a handler runs: unread pongs are the server's delay, not the peer's.
       client._lastSeen = now

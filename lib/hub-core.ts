@@ -130,7 +130,8 @@ export class HubCore implements HubNode {
 
   /** The upgrade became a client (admission reserved it: it is the first hook of every hub route); its IP slot stays held until the client leaves. */
   settleReservation (key: object): string {
-    const ip = this.#reservations.get(key) as string
+    const ip = this.#reservations.get(key)
+    if (ip === undefined) return ''
     this.#reservations.delete(key)
     this.pendingUpgrades--
     return ip

@@ -2,7 +2,9 @@ import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
+import type { WebSocketServer } from 'ws'
 import { createAdmission } from './admission.js'
+import { CloseCode } from './constants.js'
 import { AlreadyRegisteredError } from './errors.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
@@ -19,6 +21,22 @@ declare module 'fastify' {
 
 const SERVICE_UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n' +
   'Content-Length: 80\r\n\r\n{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}'
+
+/**
+ * Closes the ws server the hub registered, in place of @fastify/websocket's own preClose: sockets
+ * of plain `{ websocket: true }` routes (not hub clients) get 1001 too, and whoever has not closed
+ * after `shutdownTimeout` is terminated, since ws only reports the server closed once they are gone.
+ */
+async function closeWebsocketServer (server: WebSocketServer, shutdownTimeout: number): Promise<void> {
+  for (const socket of server.clients) socket.close(CloseCode.goingAway, 'server shutdown')
+  await new Promise<void>(resolve => {
+    const deadline = setTimeout(() => { for (const socket of server.clients) socket.terminate() }, shutdownTimeout)
+    server.close(() => {
+      clearTimeout(deadline)
+      resolve()
+    })
+  })
+}
 
 function refuseUpgradeWhileClosing (_request: unknown, socket: Socket): void {
   socket.on('error', () => socket.destroy())
@@ -75,9 +93,7 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
     heartbeat.stop()
     refuseLateUpgrades(fastify)
     await core.closeAll()
-    if (ownsWebsocketServer) {
-      await new Promise<void>(resolve => fastify.websocketServer.close(() => resolve()))
-    }
+    if (ownsWebsocketServer) await closeWebsocketServer(fastify.websocketServer, resolved.shutdownTimeout)
   }
 
   if (fastify.hasDecorator('websocketServer')) {

@@ -75,6 +75,9 @@ function handlerSettled (client: Client): void {
   client._busy = false
   client._lastSeen = Date.now()
   const queue = client._queue ?? []
+  // Once the server began closing the client, what it still had queued is not handled (as for new
+  // messages); what the peer sent before closing itself is.
+  if (client._closingSince !== 0) queue.length = 0
   while (!client._busy) {
     const next = queue.shift()
     if (next === undefined) break

@@ -294,3 +294,30 @@ test('with @fastify/websocket registered first (its own maxPayload), the hub sti
   assert.equal((await client.closed).code, 1009)
   assert.deepEqual(lengths, [100])
 })
+
+test('messages still queued when the server closes a client are not handled; onClose still runs once', async (t) => {
+  const app = await createApp(t, { handshakeMessage: false })
+  const handled: string[] = []
+  let closes = 0
+  app.hub.route({
+    url: '/ws',
+    async onMessage (client, data) {
+      handled.push(String(data))
+      if (data === 'first') {
+        await sleep(50)
+        client.close(4000, 'server decided')
+      }
+    },
+    onClose () { closes++ }
+  })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws`)
+  client.socket.send('first')
+  client.socket.send('second')
+  client.socket.send('third')
+  assert.deepEqual(await client.closed, { code: 4000, reason: 'server decided' })
+  await waitFor(() => closes === 1)
+  await sleep(30)
+  assert.deepEqual(handled, ['first'])
+  assert.equal(closes, 1)
+})

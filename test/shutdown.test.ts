@@ -171,3 +171,27 @@ test('with @fastify/websocket registered first and a preClose that keeps its ser
   assert.equal(app.hub.onlineCount(), 0)
   app.websocketServer.close()
 })
+
+test('sockets of plain @fastify/websocket routes on the server the hub registered get 1001 too, and do not hold app.close()', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub, { heartbeat: false, shutdownTimeout: 300 })
+  app.get('/plain', { websocket: true }, (socket) => { socket.on('message', () => socket.send('plain echo')) })
+  app.hub.route({ url: '/ws' })
+  const url = await listen(app)
+  const plain = await connect(`${url}/plain`)
+  const silent = await connect(`${url}/plain`)
+  const hubClient = await connect(`${url}/ws`)
+  plain.socket.send('x')
+  assert.deepEqual(await plain.received(1), ['plain echo'])
+  // This one never answers the close handshake: it is terminated after shutdownTimeout.
+  const raw = (silent.socket as unknown as { _socket: { pause (): void, removeAllListeners (event: string): void } })._socket
+  raw.removeAllListeners('data')
+  raw.pause()
+  const started = Date.now()
+  await app.close()
+  const elapsed = Date.now() - started
+  assert.ok(elapsed < 1500, `closed after ${elapsed} ms`)
+  assert.deepEqual(await plain.closed, { code: 1001, reason: 'server shutdown' })
+  assert.equal((await hubClient.closed).code, 1001)
+  silent.socket.terminate()
+})
