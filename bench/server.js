@@ -32,8 +32,8 @@ async function listen (server) {
   return server.address().port
 }
 
-/** (a) ws, one `send` per client: the naive loop. */
-async function wsLoop () {
+/** A bare ws server (no compression) whose clients are dealt into rooms as they connect. */
+function plainWsServer () {
   const server = http.createServer()
   const wss = new WebSocketServer({ server, perMessageDeflate: false })
   const { rooms, add } = wsRooms()
@@ -41,6 +41,12 @@ async function wsLoop () {
     socket.on('error', () => {})
     add(socket)
   })
+  return { server, wss, rooms }
+}
+
+/** (a) ws, one `send` per client: the naive loop. */
+async function wsLoop () {
+  const { server, wss, rooms } = plainWsServer()
   return {
     port: await listen(server),
     path: '/ws',
@@ -60,13 +66,7 @@ async function wsLoop () {
 
 /** (b) the REFERENCE: ws, frame built once, every socket corked for the turn and uncorked in one nextTick. */
 async function wsCork () {
-  const server = http.createServer()
-  const wss = new WebSocketServer({ server, perMessageDeflate: false })
-  const { rooms, add } = wsRooms()
-  wss.on('connection', (socket) => {
-    socket.on('error', () => {})
-    add(socket)
-  })
+  const { server, wss, rooms } = plainWsServer()
   const frameOptions = { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }
   let corked = []
   const uncorkAll = () => {

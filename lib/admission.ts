@@ -60,21 +60,23 @@ function reserveSlot (core: HubCore, request: FastifyRequest, ip: string): void 
 /** How to stop watching a reserved upgrade's socket once it became a client. */
 const pendingReleases = new WeakMap<object, () => void>()
 
+/** Stops watching a reserved upgrade's socket: its upgrade was settled one way or the other. */
+function stopWatching (raw: object): void {
+  pendingReleases.get(raw)?.()
+  pendingReleases.delete(raw)
+}
+
 /**
  * The upgrade became a client: its slots now belong to the client, the socket watch ends.
  * @returns the address its IP slot was counted under ('' when addresses are not counted)
  */
 export function settleAdmission (core: HubCore, request: FastifyRequest): string {
-  const raw = request.raw
-  pendingReleases.get(raw)?.()
-  pendingReleases.delete(raw)
-  return core.settleReservation(raw)
+  stopWatching(request.raw)
+  return core.settleReservation(request.raw)
 }
 
 /** The upgrade was answered over HTTP (refused): its slots are free again. */
 export function releaseAdmission (core: HubCore, request: FastifyRequest): void {
-  const raw = request.raw
-  pendingReleases.get(raw)?.()
-  pendingReleases.delete(raw)
-  core.releaseReservation(raw)
+  stopWatching(request.raw)
+  core.releaseReservation(request.raw)
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { WebsocketServerPingMsg, type Client } from '../dist/index.js'
-import { connect, createApp, listen, sleep, waitFor } from './helpers.js'
+import { connect, createApp, listen, sleep, stopReading, waitFor } from './helpers.js'
 
 const interval = 60
 const maxFailures = 3
@@ -103,8 +103,7 @@ test('a client above maxBufferedBytes for writeTimeout is closed with 1008 slow 
   const slow = await connect(`${url}/ws?slow=1`)
   await waitFor(() => slowServerSide !== undefined)
   // Stop reading on the slow client: the kernel buffers fill, then the server-side buffer grows.
-  const rawSocket = (slow.socket as unknown as { _socket: { pause (): void } })._socket
-  rawSocket.pause()
+  stopReading(slow)
   const chunk = Buffer.alloc(16 * 1024, 1)
   let fastCount = 0
   fast.socket.on('message', () => { fastCount++ })
@@ -145,8 +144,7 @@ test('one send larger than maxBufferedBytes marks a client that stops reading sl
   const url = await listen(app)
   const client = await connect(`${url}/ws`)
   await waitFor(() => server !== undefined)
-  const rawSocket = (client.socket as unknown as { _socket: { pause (): void } })._socket
-  rawSocket.pause()
+  stopReading(client)
   assert.equal(server?.send(Buffer.alloc(8 * 1024 * 1024)), true, 'written: the buffer was below the mark')
   assert.equal(server?.send('next'), false, 'dropped: the buffer is above the mark now')
   await waitFor(() => app.hub.stats().slowConsumerCloses === 1, 3000, 'slow consumer close')

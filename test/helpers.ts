@@ -69,6 +69,16 @@ export async function connect (url: string, options: ClientOptions = {}): Promis
   return { socket, messages, closed, received }
 }
 
+/**
+ * Makes a client stop reading its TCP socket, so the server's send buffer fills up. With
+ * `deaf`, what already arrived is not parsed either: the client never sees a close frame.
+ */
+export function stopReading (client: TestClient, { deaf = false } = {}): void {
+  const raw = (client.socket as unknown as { _socket: { pause (): void, removeAllListeners (event: string): void } })._socket
+  if (deaf) raw.removeAllListeners('data')
+  raw.pause()
+}
+
 /** Polls a condition until it holds, or fails after `timeoutMs`. */
 export async function waitFor (condition: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs

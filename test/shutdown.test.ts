@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fastifyWsHub from '../dist/index.js'
-import { connect, listen, sleep, waitFor } from './helpers.js'
+import { connect, listen, sleep, stopReading, waitFor } from './helpers.js'
 
 function resourceCounts (): Map<string, number> {
   const counts = new Map<string, number>()
@@ -52,9 +52,7 @@ test('clients that never answer the close handshake are terminated after shutdow
   const client = await connect(`${url}/ws`)
   await waitFor(() => app.hub.onlineCount() === 1)
   // Stop reading: the close frame is never seen, so the close handshake never completes.
-  const raw = (client.socket as unknown as { _socket: { pause (): void, removeAllListeners (event: string): void } })._socket
-  raw.removeAllListeners('data')
-  raw.pause()
+  stopReading(client, { deaf: true })
   const started = Date.now()
   await app.close()
   const elapsed = Date.now() - started
@@ -184,9 +182,7 @@ test('sockets of plain @fastify/websocket routes on the server the hub registere
   plain.socket.send('x')
   assert.deepEqual(await plain.received(1), ['plain echo'])
   // This one never answers the close handshake: it is terminated after shutdownTimeout.
-  const raw = (silent.socket as unknown as { _socket: { pause (): void, removeAllListeners (event: string): void } })._socket
-  raw.removeAllListeners('data')
-  raw.pause()
+  stopReading(silent, { deaf: true })
   const started = Date.now()
   await app.close()
   const elapsed = Date.now() - started
