@@ -56,6 +56,12 @@ export class Client<TParams extends ClientParams = Record<string, unknown>> {
   _closingSince = 0
   /** @internal corked by the fan-out until the end of this event-loop turn */
   _corked = false
+  /** @internal bytes corked since the socket was last handed to the kernel */
+  _corkedBytes = 0
+  /** @internal the fan-out turn of the last write attempt to this client */
+  _turn = -1
+  /** @internal the client had more than maxBufferedBytes unsent when this turn first wrote to it */
+  _slowThisTurn = false
   /** @internal number of the last multi-room broadcast that reached it (deduplicates members) */
   _broadcastMark = 0
   /** @internal a handler (onOpen or onMessage) is running; the socket is paused meanwhile */
@@ -69,6 +75,8 @@ export class Client<TParams extends ClientParams = Record<string, unknown>> {
   /** @internal code and reason of the close, kept until onClose runs */
   _closeCode: number = CloseCode.abnormal
   /** @internal */ _closeReason = ''
+  /** @internal the close code ws sent when it closed the client for a protocol error; 0 if none */
+  _protocolCloseCode = 0
   /** @internal timestamps of messages in the current rate-limit window */
   _windowStart = 0
   /** @internal */ _windowCount = 0

@@ -6,24 +6,48 @@ import type { Frame } from './frame.js'
 export interface CorkTarget {
   _raw: Duplex | undefined
   _corked: boolean
+  /** Bytes written to the corked socket since it was last handed to the kernel. */
+  _corkedBytes: number
 }
+
+/**
+ * A corked socket is handed to the kernel mid-turn once it holds this much: a long burst then
+ * leaves in large writes while the kernel keeps taking bytes, and what stays in the socket's
+ * userland buffer is what the kernel refused, the measure of a slow consumer.
+ */
+const FLUSH_EVERY = 64 * 1024
 
 /**
  * Writes pre-built frames straight to sockets, corking each socket on its first write of an
  * event-loop turn and uncorking all of them once the turn's synchronous work is done. Every message
  * of a turn then leaves a socket in one write syscall instead of one per message, which is where a
  * plain send loop spends most of its time.
+ *
+ * It also numbers the turns (`turn`), so that the hub can judge a receiver by what it left unsent
+ * before the turn began, not by what the turn itself has just written.
  */
 export class FanOut {
+  /** Number of the current event-loop turn (grows when a turn that wrote something ends). */
+  turn = 0
   #corked: CorkTarget[] = []
   #scheduled = false
   readonly #flush = (): void => {
     const corked = this.#corked
     this.#corked = []
     this.#scheduled = false
+    this.turn++
     for (const target of corked) {
       target._corked = false
+      target._corkedBytes = 0
       target._raw?.uncork()
+    }
+  }
+
+  /** Makes sure the current turn ends (uncorks, numbers the next turn) once its synchronous work is done. */
+  holdTurn (): void {
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      process.nextTick(this.#flush)
     }
   }
 
@@ -34,16 +58,23 @@ export class FanOut {
       target._corked = true
       raw.cork()
       this.#corked.push(target)
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        process.nextTick(this.#flush)
-      }
+      this.holdTurn()
     }
+    let length: number
     if (Buffer.isBuffer(frame)) {
       raw.write(frame)
+      length = frame.length
     } else {
       raw.write(frame[0])
       raw.write(frame[1])
+      length = frame[0].length + frame[1].length
+    }
+    target._corkedBytes += length
+    if (target._corkedBytes >= FLUSH_EVERY) {
+      // Uncorking writes synchronously what the kernel takes; the socket stays corked for the turn.
+      target._corkedBytes = 0
+      raw.uncork()
+      raw.cork()
     }
   }
 }

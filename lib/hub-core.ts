@@ -38,6 +38,8 @@ export class HubCore implements HubNode {
   /** The app's root view of the hub: what `client.hub` is. Set by the plugin. */
   hub: Hub | undefined
   #broadcastMark = 0
+  /** Most unsent bytes a client may hold: `maxBufferedBytes + maxBurstBytes`. */
+  readonly #ceiling: number
   /** Clients opened whose onClose has not finished yet: shutdown waits for them. */
   #unfinished = 0
   #allFinished: (() => void) | undefined
@@ -46,6 +48,7 @@ export class HubCore implements HubNode {
     this.options = options
     this.log = log
     this.adapter = options.adapter ?? memoryAdapter()
+    this.#ceiling = options.maxBufferedBytes + options.maxBurstBytes
   }
 
   onlineCount (): number {
@@ -158,7 +161,7 @@ export class HubCore implements HubNode {
   writeMessage (client: Client, message: EncodedMessage, frame?: Frame): boolean {
     const socket = client.socket
     if (client._state !== 'open' || socket.readyState !== OPEN) return false
-    if (socket.bufferedAmount > this.options.maxBufferedBytes) {
+    if (!this.#hasRoomFor(client)) {
       this.counters.dropped++
       if (client._slowSince === 0) client._slowSince = Date.now()
       return false
@@ -171,6 +174,24 @@ export class HubCore implements HubNode {
     this.counters.messagesOut++
     this.counters.bytesOut += message.payload.length
     return true
+  }
+
+  /**
+   * Whether a client takes one more message now. A client is a slow consumer for a whole turn when
+   * it had more than `maxBufferedBytes` unsent as the turn first wrote to it: what earlier turns
+   * wrote and the kernel has not taken. What this turn writes does not count against that mark (a
+   * burst of sends in one loop to a client that reads is not a slow client), only against the
+   * ceiling `maxBufferedBytes + maxBurstBytes`, which bounds a client's unsent bytes at all times.
+   */
+  #hasRoomFor (client: Client): boolean {
+    const fanOut = this.fanOut
+    const unsent = client.socket.bufferedAmount
+    if (client._turn !== fanOut.turn) {
+      client._turn = fanOut.turn
+      fanOut.holdTurn()
+      client._slowThisTurn = unsent > this.options.maxBufferedBytes
+    }
+    return !client._slowThisTurn && unsent <= this.#ceiling
   }
 
   /**

@@ -20,9 +20,12 @@ export interface EncodedMessage {
  */
 export function encodeMessage (data: unknown): EncodedMessage {
   if (typeof data === 'string') return { payload: Buffer.from(data, 'utf8'), binary: false }
-  if (Buffer.isBuffer(data)) return { payload: data, binary: true }
-  if (data instanceof ArrayBuffer) return { payload: Buffer.from(data), binary: true }
-  if (ArrayBuffer.isView(data)) return { payload: Buffer.from(data.buffer, data.byteOffset, data.byteLength), binary: true }
+  // Caller bytes are copied: frames of a turn wait corked (and compressed frames wait for zlib)
+  // until the turn ends, and the caller may refill its buffer before then. One copy per message,
+  // not per receiver.
+  if (Buffer.isBuffer(data)) return { payload: Buffer.from(data), binary: true }
+  if (data instanceof ArrayBuffer) return { payload: Buffer.from(new Uint8Array(data)), binary: true }
+  if (ArrayBuffer.isView(data)) return { payload: Buffer.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)), binary: true }
   let json: string | undefined
   try {
     json = JSON.stringify(data)

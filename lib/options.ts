@@ -50,8 +50,18 @@ export interface FastifyWsHubOptions {
   readTimeout?: number
   /** Milliseconds a client may stay above `maxBufferedBytes` before it is closed with 1008. Default 35000. */
   writeTimeout?: number
-  /** Unsent bytes above which a client is a slow consumer and broadcasts skip it. Default 1 MiB. */
+  /**
+   * Unsent bytes above which a client is a slow consumer: a client that still holds more than this
+   * (bytes the kernel has not taken) when an event-loop turn first writes to it is skipped for that
+   * turn, its messages dropped and counted. Default 1 MiB.
+   */
   maxBufferedBytes?: number
+  /**
+   * Bytes one event-loop turn may add past `maxBufferedBytes` to a client that was not slow when
+   * the turn began (a loop of sends, a history replay): a client's unsent bytes never exceed
+   * `maxBufferedBytes + maxBurstBytes` (plus the message that crossed it). Default 8 MiB.
+   */
+  maxBurstBytes?: number
   /** Milliseconds `app.close()` waits for close handshakes before it terminates the rest. Default 3000. */
   shutdownTimeout?: number
   /**
@@ -82,6 +92,7 @@ export interface ResolvedHubOptions {
   readTimeout: number
   writeTimeout: number
   maxBufferedBytes: number
+  maxBurstBytes: number
   shutdownTimeout: number
   headersTimeout: number | false
   allowedOrigins: AllowedOrigins | undefined
@@ -201,6 +212,7 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     readTimeout: positiveNumber('readTimeout', given.readTimeout, 100_000, true),
     writeTimeout: positiveNumber('writeTimeout', given.writeTimeout, 35_000),
     maxBufferedBytes: wholeNumber('maxBufferedBytes', given.maxBufferedBytes, 1024 * 1024, 1),
+    maxBurstBytes: wholeNumber('maxBurstBytes', given.maxBurstBytes, 8 * 1024 * 1024, 0),
     shutdownTimeout: positiveNumber('shutdownTimeout', given.shutdownTimeout, 3_000),
     headersTimeout: given.headersTimeout === false ? false : positiveNumber('headersTimeout', given.headersTimeout, 5_000),
     allowedOrigins: resolveOrigins(given.allowedOrigins),

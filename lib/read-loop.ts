@@ -177,16 +177,32 @@ function onSocketPong (this: WebSocket): void {
   client._awaitingPong = false
 }
 
+/**
+ * The close code ws sent for a protocol error (1002, 1007, 1009), which it keeps on the error
+ * under a symbol of its own; 0 when there is none.
+ */
+function protocolCloseCode (error: Error): number {
+  for (const key of Object.getOwnPropertySymbols(error)) {
+    const value = (error as unknown as Record<symbol, unknown>)[key]
+    if (key.description === 'status-code' && typeof value === 'number') return value
+  }
+  return 0
+}
+
 function onSocketError (this: WebSocket, error: Error): void {
+  const client = (this as HubSocket)[kClient]
   // ws has already started the close with the right code (1002, 1007, 1009); this only reports it.
-  reportError((this as HubSocket)[kClient], error)
+  client._protocolCloseCode = protocolCloseCode(error)
+  reportError(client, error)
 }
 
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   const client = (this as HubSocket)[kClient]
   client._state = 'closed'
   client._socketClosed = true
-  client._closeCode = code
+  // After a protocol error ws stops reading, so the peer's answer to its close frame is never
+  // seen and ws reports 1006: the code that closed the connection is the one ws sent.
+  client._closeCode = code === CloseCode.abnormal && client._protocolCloseCode !== 0 ? client._protocolCloseCode : code
   client._closeReason = reason.toString('utf8')
   client._core.remove(client)
   if (!client._busy) finishClose(client)

@@ -108,11 +108,14 @@ test('a client above maxBufferedBytes for writeTimeout is closed with 1008 slow 
   let fastCount = 0
   fast.socket.on('message', () => { fastCount++ })
   let broadcasts = 0
-  await waitFor(() => {
+  // One broadcast per turn: the mark is judged on what a client still holds when a turn begins.
+  const deadline = Date.now() + 5000
+  while ((slowServerSide as Client).socket.bufferedAmount <= 64 * 1024) {
+    assert.ok(Date.now() < deadline, 'the slow client did not pass the mark within 5 s')
     app.hub.broadcast(chunk)
     broadcasts++
-    return (slowServerSide as Client).socket.bufferedAmount > 64 * 1024
-  }, 5000, 'the slow client to pass the mark')
+    await new Promise(resolve => setImmediate(resolve))
+  }
   const dropped = app.hub.broadcast(chunk)
   broadcasts++
   assert.equal(dropped, 1, 'only the fast client is written')
@@ -137,7 +140,7 @@ test('with more clients than one slice, a ping sweep reaches every client and dr
   assert.equal(app.hub.stats().heartbeatTimeouts, 0)
 })
 
-test('one send larger than maxBufferedBytes marks a client that stops reading slow; it is closed after writeTimeout', async (t) => {
+test('one send larger than maxBufferedBytes + maxBurstBytes marks a client that stops reading slow; it is closed after writeTimeout', async (t) => {
   const app = await createApp(t, { maxBufferedBytes: 64 * 1024, writeTimeout: 150, shutdownTimeout: 200, handshakeMessage: false })
   let server: Client | undefined
   app.hub.route({ url: '/ws', onOpen (client) { server = client as Client } })
@@ -145,8 +148,11 @@ test('one send larger than maxBufferedBytes marks a client that stops reading sl
   const client = await connect(`${url}/ws`)
   await waitFor(() => server !== undefined)
   stopReading(client)
-  assert.equal(server?.send(Buffer.alloc(8 * 1024 * 1024)), true, 'written: the buffer was below the mark')
-  assert.equal(server?.send('next'), false, 'dropped: the buffer is above the mark now')
+  assert.equal(server?.send(Buffer.alloc(32 * 1024 * 1024)), true, 'written: the buffer was below the mark')
+  assert.equal(server?.send('same turn'), false, 'dropped: over maxBufferedBytes + maxBurstBytes')
+  await new Promise(resolve => setImmediate(resolve))
+  assert.ok((server?.socket.bufferedAmount ?? 0) > 64 * 1024, 'the kernel did not take it all')
+  assert.equal(server?.send('next turn'), false, 'dropped: the buffer was above the mark when the turn began')
   await waitFor(() => app.hub.stats().slowConsumerCloses === 1, 3000, 'slow consumer close')
   await waitFor(() => server?.state === 'closed', 3000, 'terminated after the close grace')
 })

@@ -58,7 +58,7 @@ export async function connect (url: string, options: ClientOptions = {}): Promis
     const deadline = Date.now() + timeoutMs
     while (messages.length < count) {
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`expected ${count} messages, got ${messages.length}: ${JSON.stringify(messages)}`)
+      if (left <= 0) throw new Error(`expected ${count} messages, got ${messages.length}: ${JSON.stringify(messages.map(message => message.slice(0, 40)).slice(0, 10))}`)
       await new Promise<void>(resolve => {
         const timer = setTimeout(resolve, left)
         waiters.push(() => { clearTimeout(timer); resolve() })

@@ -238,3 +238,20 @@ test('a client that sends a close frame after bad data is still closed once, wit
   await waitFor(() => app.hub.onlineCount() === 0, 2000, 'the client to leave')
   assert.deepEqual([...errors.values()].map(list => list.length), [1])
 })
+
+test('onClose gets the code ws closed a protocol-breaking client with (1009, 1007, 1002), the one the client saw, not 1006', async (t) => {
+  const { closeCodes, raw } = await frameApp(t, { maxPayload: 100 })
+  const cases: Array<[string, Buffer, number]> = [
+    ['over maxPayload', textFrame('x'.repeat(101)), 1009],
+    ['invalid UTF-8', textFrame(Buffer.from([0xff, 0xfe])), 1007],
+    ['bad RSV bits', frame({ opcode: 1, payload: 'x', rsv: 0b010 }), 1002]
+  ]
+  for (const [what, bytes, code] of cases) {
+    const before = closeCodes.length
+    const client = await raw()
+    client.write(bytes)
+    assert.equal((await client.closed).code, code, `${what}: the client saw ${code}`)
+    await waitFor(() => closeCodes.length > before, 2000, `onClose after ${what}`)
+    assert.equal(closeCodes.at(-1), code, `${what}: onClose saw what the client saw`)
+  }
+})
