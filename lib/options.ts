@@ -4,6 +4,7 @@ import type { HubAdapter } from './adapters/adapter.js'
 import type { Client } from './client.js'
 import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.js'
 import { InvalidOptionError } from './errors.js'
+import { rejectUnknownKeys } from './known-keys.js'
 
 /** What a handshake message may be: fixed text or bytes, or built per client. */
 export type HandshakeMessage = string | Buffer | ((client: Client) => string | Buffer)
@@ -94,6 +95,36 @@ export interface ResolvedHubOptions {
 
 const MAX_PING_PAYLOAD = 125
 
+// Typed as records so that an option added to an interface and forgotten here fails the build.
+const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
+  heartbeat: true,
+  handshakeMessage: true,
+  maxPayload: true,
+  readTimeout: true,
+  writeTimeout: true,
+  maxBufferedBytes: true,
+  shutdownTimeout: true,
+  headersTimeout: true,
+  allowedOrigins: true,
+  maxConnections: true,
+  maxConnectionsPerIp: true,
+  rateLimit: true,
+  adapter: true,
+  websocket: true
+}
+const HEARTBEAT_KEYS: Record<keyof HeartbeatOptions, true> = { interval: true, maxFailures: true, payload: true }
+const RATE_LIMIT_KEYS: Record<keyof RateLimitOptions, true> = { max: true, windowMs: true }
+
+/**
+ * Fastify 5 hands the plugin its register options as given, its own included: these must pass.
+ * `websocket` is not checked further: @fastify/websocket and ws own its keys.
+ */
+const FASTIFY_REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers']
+
+const KNOWN_OPTIONS = [...Object.keys(HUB_OPTION_KEYS), ...FASTIFY_REGISTER_KEYS]
+const KNOWN_HEARTBEAT_OPTIONS = Object.keys(HEARTBEAT_KEYS)
+const KNOWN_RATE_LIMIT_OPTIONS = Object.keys(RATE_LIMIT_KEYS)
+
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value)
 }
@@ -128,6 +159,7 @@ function resolveHeartbeat (value: unknown): ResolvedHubOptions['heartbeat'] {
     throw new InvalidOptionError('heartbeat', `expected an object or false, got ${describe(value)}`)
   }
   const heartbeat = value ?? {}
+  rejectUnknownKeys('heartbeat', heartbeat, KNOWN_HEARTBEAT_OPTIONS)
   const payload = heartbeat.payload ?? WebsocketServerPingMsg
   if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) {
     throw new InvalidOptionError('heartbeat.payload', `expected a string or Buffer, got ${describe(payload)}`)
@@ -165,6 +197,7 @@ function resolveRateLimit (value: unknown): RateLimitOptions | false {
   if (!isPlainObject(value)) {
     throw new InvalidOptionError('rateLimit', `expected { max, windowMs } or false, got ${describe(value)}`)
   }
+  rejectUnknownKeys('rateLimit', value, KNOWN_RATE_LIMIT_OPTIONS)
   return {
     max: wholeNumber('rateLimit.max', value.max ?? Number.NaN, 0, 1),
     windowMs: positiveNumber('rateLimit.windowMs', value.windowMs ?? Number.NaN, 0)
@@ -190,6 +223,7 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
   if (!isPlainObject(options)) {
     throw new InvalidOptionError('options', `expected an object, got ${describe(options)}`)
   }
+  rejectUnknownKeys('', options, KNOWN_OPTIONS)
   const given: FastifyWsHubOptions = options
   if (given.websocket !== undefined && !isPlainObject(given.websocket)) {
     throw new InvalidOptionError('websocket', `expected an object, got ${describe(given.websocket)}`)

@@ -72,3 +72,45 @@ test('heartbeat: false and rateLimit: false are accepted', async () => {
   await app.ready()
   await app.close()
 })
+
+const misspelt: Array<[string, string, unknown]> = [
+  ['heartbeet', 'heartbeat', { heartbeet: { interval: 1000 } }],
+  ['maxPayLoad', 'maxPayload', { maxPayLoad: 10 }],
+  ['allowedOrigin', 'allowedOrigins', { allowedOrigin: 'https://app.example.com' }],
+  ['heartbeat.intervall', 'interval', { heartbeat: { intervall: 1000 } }],
+  ['rateLimit.windowMS', 'windowMs', { rateLimit: { max: 5, windowMS: 1000 } }]
+]
+
+for (const [name, closest, options] of misspelt) {
+  test(`an unknown option "${name}" fails registration, naming it and "${closest}"`, async () => {
+    const app = Fastify()
+    app.register(fastifyWsHub, options as FastifyWsHubOptions)
+    await assert.rejects(async () => { await app.ready() }, (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'FST_WS_HUB_INVALID_OPTION')
+      assert.ok(error.message.includes(`"${name}"`), error.message)
+      assert.ok(error.message.includes(`did you mean "${closest}"`), error.message)
+      return true
+    })
+    await app.close()
+  })
+}
+
+test('an unknown option far from every known one is listed with the known ones', async () => {
+  const app = Fastify()
+  app.register(fastifyWsHub, { compression: true } as FastifyWsHubOptions)
+  await assert.rejects(async () => { await app.ready() }, /"compression": unknown option; known options: heartbeat, /)
+  await app.close()
+})
+
+test('Fastify\'s own register options (prefix, logLevel, logSerializers) pass; websocket keys are left to @fastify/websocket', async () => {
+  const app = Fastify()
+  await app.register(fastifyWsHub, {
+    prefix: '/x',
+    logLevel: 'warn',
+    logSerializers: {},
+    heartbeat: false,
+    websocket: { options: { clientTracking: true }, errorHandler: () => {} }
+  } as FastifyWsHubOptions)
+  assert.equal(app.hub.onlineCount(), 0)
+  await app.close()
+})
