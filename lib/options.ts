@@ -95,6 +95,15 @@ export interface ResolvedHubOptions {
 
 const MAX_PING_PAYLOAD = 125
 
+/**
+ * A heartbeat faster than this is most likely seconds written where milliseconds are meant
+ * (`interval: 20`); tests use such intervals on purpose, so it is a warning, not a refusal.
+ */
+const FAST_HEARTBEAT_MS = 1_000
+
+/** What an `Origin` header holds: `scheme://host[:port]`, no path, query, fragment or credentials. */
+const ORIGIN_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@\s]+$/i
+
 // Typed as records so that an option added to an interface and forgotten here fails the build.
 const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   heartbeat: true,
@@ -183,10 +192,34 @@ function resolveHandshake (value: unknown): HandshakeMessage | false {
   throw new InvalidOptionError('handshakeMessage', `expected a string, Buffer, function or false, got ${describe(value)}`)
 }
 
+/**
+ * An allowed origin is compared with the `Origin` header as written: a string that no browser
+ * can send (`'example.com'`, a path, a trailing slash, upper case, a default port) would answer
+ * every upgrade 403, so it is refused here, with the form that would match when there is one.
+ */
+function checkOriginString (name: string, origin: string): void {
+  if (origin === '*') {
+    if (name === 'allowedOrigins') return
+    throw new InvalidOptionError(name, "'*' allows every origin only on its own, not in an array")
+  }
+  if (!ORIGIN_FORM.test(origin)) {
+    throw new InvalidOptionError(name, `${describe(origin)} is not an origin: expected scheme://host[:port] without a path, as browsers send it in the Origin header (e.g. "https://app.example.com")`)
+  }
+  // For web schemes URL gives the origin a browser sends; other schemes (app://, chrome-extension://) it leaves opaque.
+  const web = /^(https?|wss?):/i.test(origin) ? URL.canParse(origin) && new URL(origin).origin : origin
+  if (web !== origin) {
+    throw new InvalidOptionError(name, `${describe(origin)} never matches: browsers send ${web === false ? 'no such origin' : `"${web}"`}`)
+  }
+}
+
 function resolveOrigins (value: unknown): AllowedOrigins | undefined {
   if (value === undefined) return undefined
   const valid = (entry: unknown): boolean => typeof entry === 'string' || entry instanceof RegExp
   if (valid(value) || typeof value === 'function' || (Array.isArray(value) && value.every(valid))) {
+    if (typeof value === 'string') checkOriginString('allowedOrigins', value)
+    if (Array.isArray(value)) {
+      value.forEach((entry, index) => { if (typeof entry === 'string') checkOriginString(`allowedOrigins[${index}]`, entry) })
+    }
     return value as AllowedOrigins
   }
   throw new InvalidOptionError('allowedOrigins', `expected '*', a string, a RegExp, an array of them or a function, got ${describe(value)}`)
@@ -228,11 +261,19 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
   if (given.websocket !== undefined && !isPlainObject(given.websocket)) {
     throw new InvalidOptionError('websocket', `expected an object, got ${describe(given.websocket)}`)
   }
+  const heartbeat = resolveHeartbeat(given.heartbeat)
+  const readTimeout = positiveNumber('readTimeout', given.readTimeout, 100_000, true)
+  if (heartbeat !== false && readTimeout !== 0 && readTimeout <= heartbeat.interval) {
+    const which = given.readTimeout === undefined ? ', the default' : ''
+    throw new InvalidOptionError('readTimeout', `${readTimeout} ms${which} is not longer than heartbeat.interval (${heartbeat.interval} ms): ` +
+      'a healthy idle client answers a ping only once per interval, so it would be closed as idle; ' +
+      'make readTimeout several intervals long, or 0 to turn it off')
+  }
   return {
-    heartbeat: resolveHeartbeat(given.heartbeat),
+    heartbeat,
     handshakeMessage: resolveHandshake(given.handshakeMessage),
     maxPayload: wholeNumber('maxPayload', given.maxPayload, 65_535, 1),
-    readTimeout: positiveNumber('readTimeout', given.readTimeout, 100_000, true),
+    readTimeout,
     writeTimeout: positiveNumber('writeTimeout', given.writeTimeout, 35_000),
     maxBufferedBytes: wholeNumber('maxBufferedBytes', given.maxBufferedBytes, 1024 * 1024, 1),
     shutdownTimeout: positiveNumber('shutdownTimeout', given.shutdownTimeout, 3_000),
@@ -244,4 +285,19 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     adapter: resolveAdapter(given.adapter),
     websocket: given.websocket ?? {}
   }
+}
+
+/**
+ * Settings that are valid but probably not what was meant, each as a sentence for the log.
+ * Registration goes on: a test may want a 50 ms heartbeat, a production server almost never.
+ */
+export function optionWarnings (resolved: ResolvedHubOptions): string[] {
+  const warnings: string[] = []
+  const heartbeat = resolved.heartbeat
+  if (heartbeat !== false && heartbeat.interval < FAST_HEARTBEAT_MS) {
+    const perSecond = Math.round(1_000 / heartbeat.interval * 10) / 10
+    warnings.push(`fastify-ws-hub: heartbeat.interval is ${heartbeat.interval} ms, about ${perSecond} pings a second per client; ` +
+      'the interval is in milliseconds (the default is 20000)')
+  }
+  return warnings
 }
