@@ -25,8 +25,10 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set()
 /**
  * One websocket connection of one upgrade request, as handlers see it. Handlers get the same
  * object from `onOpen` to `onClose`; `params` holds what `onUpgrade` returned for this request.
+ * @typeParam TParams the custom params, typed by the route's `params` schema
+ * @typeParam TRequest the upgrade request, typed by the route's `schema` (its query, params, headers)
  */
-export class Client<TParams extends ClientParams = Record<string, unknown>> {
+export class Client<TParams extends ClientParams = Record<string, unknown>, TRequest extends FastifyRequest = FastifyRequest> {
   /** Unique id (a random UUID), unique across every node of a cluster. */
   // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
   readonly id: string = Buffer.from(randomUUID(), 'latin1').toString('latin1')
@@ -34,8 +36,8 @@ export class Client<TParams extends ClientParams = Record<string, unknown>> {
   readonly hub: Hub
   /** The custom params `onUpgrade` returned, typed from the route's `params` schema. */
   readonly params: TParams
-  /** The upgrade request (its `id`, `query`, `headers`, decorators). */
-  readonly request: FastifyRequest
+  /** The upgrade request (its `id`, `query`, `headers`, decorators), typed from the route's `schema`. */
+  readonly request: TRequest
   /** The underlying `ws` WebSocket; frames written past the hub lose its ordering guarantees. */
   readonly socket: WebSocket
 
@@ -77,7 +79,7 @@ export class Client<TParams extends ClientParams = Record<string, unknown>> {
   #log: FastifyBaseLogger | undefined
 
   /** @internal clients are created by the hub when an upgrade succeeds */
-  constructor (core: HubCore, hub: Hub, socket: WebSocket, request: FastifyRequest, params: TParams, handlers: RouteHandlers, ip: string) {
+  constructor (core: HubCore, hub: Hub, socket: WebSocket, request: TRequest, params: TParams, handlers: RouteHandlers, ip: string) {
     this._core = core
     this.hub = hub
     this.socket = socket

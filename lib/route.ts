@@ -41,13 +41,13 @@ export interface HubRouteOptions<TParams extends ClientParams = NoParams, S exte
    */
   onUpgrade?: (request: HubUpgradeRequest<S>) => TParams | Promise<TParams>
   /** Runs once the client is registered and has been sent the handshake message. */
-  onOpen?: (client: Client<TParams>) => void | Promise<void>
+  onOpen?: (client: Client<TParams, HubUpgradeRequest<S>>) => void | Promise<void>
   /** Runs for each message, one at a time per client: text as a string, binary as a Buffer. */
-  onMessage?: (client: Client<TParams>, data: string | Buffer, isBinary: boolean) => void | Promise<void>
+  onMessage?: (client: Client<TParams, HubUpgradeRequest<S>>, data: string | Buffer, isBinary: boolean) => void | Promise<void>
   /** Runs at most once per client: a handler threw (the client is then closed with 1011) or the socket failed. */
-  onError?: (client: Client<TParams>, error: Error) => void | Promise<void>
+  onError?: (client: Client<TParams, HubUpgradeRequest<S>>, error: Error) => void | Promise<void>
   /** Runs exactly once per opened client, after it has left the hub and its rooms. */
-  onClose?: (client: Client<TParams>, code: number, reason: string) => void | Promise<void>
+  onClose?: (client: Client<TParams, HubUpgradeRequest<S>>, code: number, reason: string) => void | Promise<void>
 }
 
 type Hook = NonNullable<RouteShorthandOptions['onRequest']>
