@@ -14,6 +14,12 @@ export type ClientState = 'open' | 'closing' | 'closed'
 /** Anything a custom-params object may be. */
 export type ClientParams = object
 
+/**
+ * The upgrade request of a client whose route has no `schema`. An interface, not an alias: the
+ * emitted declarations then name it instead of spelling out Fastify's defaults (and their imports).
+ */
+export interface PlainUpgradeRequest extends FastifyRequest {}
+
 /** A message waiting while the client's previous one is being handled. */
 export interface QueuedMessage {
   data: string | Buffer
@@ -28,7 +34,7 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set()
  * @typeParam TParams the custom params, typed by the route's `params` schema
  * @typeParam TRequest the upgrade request, typed by the route's `schema` (its query, params, headers)
  */
-export class Client<TParams extends ClientParams = Record<string, unknown>, TRequest extends FastifyRequest = FastifyRequest> {
+export class Client<TParams extends ClientParams = Record<string, unknown>, TRequest extends FastifyRequest = PlainUpgradeRequest> {
   /** Unique id (a random UUID), unique across every node of a cluster. */
   // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
   readonly id: string = Buffer.from(randomUUID(), 'latin1').toString('latin1')
