@@ -208,7 +208,7 @@ function checkOriginString (name: string, origin: string): void {
   // For web schemes URL gives the origin a browser sends; other schemes (app://, chrome-extension://) it leaves opaque.
   const web = /^(https?|wss?):/i.test(origin) ? URL.canParse(origin) && new URL(origin).origin : origin
   if (web !== origin) {
-    throw new InvalidOptionError(name, `${describe(origin)} never matches: browsers send ${web === false ? 'no such origin' : `"${web}"`}`)
+    throw new InvalidOptionError(name, `${describe(origin)} never matches: ${web === false ? 'it is not a valid URL' : `browsers send "${web}"`}`)
   }
 }
 

@@ -161,6 +161,7 @@ const notOrigins: Array<[string, unknown, RegExp]> = [
   ['allowedOrigins', 'null', /not an origin/],
   ['allowedOrigins', 'https://App.Example.com', /never matches: browsers send "https:\/\/app\.example\.com"/],
   ['allowedOrigins', 'https://app.example.com:443', /never matches: browsers send "https:\/\/app\.example\.com"/],
+  ['allowedOrigins', 'https://app.example.com:99999', /never matches: it is not a valid URL/],
   ['allowedOrigins[0]', ['*'], /only on its own/]
 ]
 
