@@ -14,6 +14,12 @@ export type ClientState = 'open' | 'closing' | 'closed'
 /** Anything a custom-params object may be. */
 export type ClientParams = object
 
+/**
+ * The upgrade request of a client whose route has no `schema`. An interface, not an alias: the
+ * emitted declarations then name it instead of spelling out Fastify's defaults (and their imports).
+ */
+export interface PlainUpgradeRequest extends FastifyRequest {}
+
 /** A message waiting while the client's previous one is being handled. */
 export interface QueuedMessage {
   data: string | Buffer
@@ -25,8 +31,10 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set()
 /**
  * One websocket connection of one upgrade request, as handlers see it. Handlers get the same
  * object from `onOpen` to `onClose`; `params` holds what `onUpgrade` returned for this request.
+ * @typeParam TParams the custom params, typed by the route's `params` schema
+ * @typeParam TRequest the upgrade request, typed by the route's `schema` (its query, params, headers)
  */
-export class Client<TParams extends ClientParams = Record<string, unknown>> {
+export class Client<TParams extends ClientParams = Record<string, unknown>, TRequest extends FastifyRequest = PlainUpgradeRequest> {
   /** Unique id (a random UUID), unique across every node of a cluster. */
   // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
   readonly id: string = Buffer.from(randomUUID(), 'latin1').toString('latin1')
@@ -34,8 +42,8 @@ export class Client<TParams extends ClientParams = Record<string, unknown>> {
   readonly hub: Hub
   /** The custom params `onUpgrade` returned, typed from the route's `params` schema. */
   readonly params: TParams
-  /** The upgrade request (its `id`, `query`, `headers`, decorators). */
-  readonly request: FastifyRequest
+  /** The upgrade request (its `id`, `query`, `headers`, decorators), typed from the route's `schema`. */
+  readonly request: TRequest
   /** The underlying `ws` WebSocket; frames written past the hub lose its ordering guarantees. */
   readonly socket: WebSocket
 
@@ -85,7 +93,7 @@ export class Client<TParams extends ClientParams = Record<string, unknown>> {
   #log: FastifyBaseLogger | undefined
 
   /** @internal clients are created by the hub when an upgrade succeeds */
-  constructor (core: HubCore, hub: Hub, socket: WebSocket, request: FastifyRequest, params: TParams, handlers: RouteHandlers, ip: string) {
+  constructor (core: HubCore, hub: Hub, socket: WebSocket, request: TRequest, params: TParams, handlers: RouteHandlers, ip: string) {
     this._core = core
     this.hub = hub
     this.socket = socket

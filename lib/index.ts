@@ -18,7 +18,7 @@ export {
   UnserializableMessageError
 } from './errors.js'
 export { Client } from './client.js'
-export type { ClientParams, ClientState } from './client.js'
+export type { ClientParams, ClientState, PlainUpgradeRequest } from './client.js'
 export { Hub } from './hub.js'
 export type { BroadcastOptions } from './hub.js'
 export type { HubRouteOptions, HubRouteFastifyOptions, HubUpgradeRequest, NoParams } from './route.js'

@@ -31,18 +31,26 @@ export function closestName (name: string, known: readonly string[]): string | u
   return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined
 }
 
+/** Makes the error for an unknown key; route options have their own error code. */
+export type UnknownKeyError = (name: string, reason: string) => Error
+
+function invalidOption (name: string, reason: string): Error {
+  return new InvalidOptionError(name, reason)
+}
+
 /**
  * Refuses an options object that holds a key this package does not know: a misspelt option
  * would otherwise be ignored in silence and its default used instead.
  * @param path where the object sits, for the message (`''` for the top level, `heartbeat`, `adapter`)
+ * @param fail makes the error thrown; default an `InvalidOptionError`
  * @throws {InvalidOptionError} naming the first unknown key and the closest known one
  */
-export function rejectUnknownKeys (path: string, options: object, known: readonly string[]): void {
+export function rejectUnknownKeys (path: string, options: object, known: readonly string[], fail: UnknownKeyError = invalidOption): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue
     const name = path === '' ? key : `${path}.${key}`
     const closest = closestName(key, known)
     const hint = closest === undefined ? `known options: ${known.join(', ')}` : `did you mean "${closest}"?`
-    throw new InvalidOptionError(name, `unknown option; ${hint}`)
+    throw fail(name, `unknown option; ${hint}`)
   }
 }

@@ -4,6 +4,7 @@ import type { HubAdapter } from './adapters/adapter.js'
 import type { Client } from './client.js'
 import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.js'
 import { InvalidOptionError } from './errors.js'
+import { rejectUnknownKeys } from './known-keys.js'
 
 /** What a handshake message may be: fixed text or bytes, or built per client. */
 export type HandshakeMessage = string | Buffer | ((client: Client) => string | Buffer)
@@ -105,6 +106,45 @@ export interface ResolvedHubOptions {
 
 const MAX_PING_PAYLOAD = 125
 
+/**
+ * A heartbeat faster than this is most likely seconds written where milliseconds are meant
+ * (`interval: 20`); tests use such intervals on purpose, so it is a warning, not a refusal.
+ */
+const FAST_HEARTBEAT_MS = 1_000
+
+/** What an `Origin` header holds: `scheme://host[:port]`, no path, query, fragment or credentials. */
+const ORIGIN_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@\s]+$/i
+
+// Typed as records so that an option added to an interface and forgotten here fails the build.
+const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
+  heartbeat: true,
+  handshakeMessage: true,
+  maxPayload: true,
+  readTimeout: true,
+  writeTimeout: true,
+  maxBufferedBytes: true,
+  shutdownTimeout: true,
+  headersTimeout: true,
+  allowedOrigins: true,
+  maxConnections: true,
+  maxConnectionsPerIp: true,
+  rateLimit: true,
+  adapter: true,
+  websocket: true
+}
+const HEARTBEAT_KEYS: Record<keyof HeartbeatOptions, true> = { interval: true, maxFailures: true, payload: true }
+const RATE_LIMIT_KEYS: Record<keyof RateLimitOptions, true> = { max: true, windowMs: true }
+
+/**
+ * Fastify 5 hands the plugin its register options as given, its own included: these must pass.
+ * `websocket` is not checked further: @fastify/websocket and ws own its keys.
+ */
+const FASTIFY_REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers']
+
+const KNOWN_OPTIONS = [...Object.keys(HUB_OPTION_KEYS), ...FASTIFY_REGISTER_KEYS]
+const KNOWN_HEARTBEAT_OPTIONS = Object.keys(HEARTBEAT_KEYS)
+const KNOWN_RATE_LIMIT_OPTIONS = Object.keys(RATE_LIMIT_KEYS)
+
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value)
 }
@@ -139,6 +179,7 @@ function resolveHeartbeat (value: unknown): ResolvedHubOptions['heartbeat'] {
     throw new InvalidOptionError('heartbeat', `expected an object or false, got ${describe(value)}`)
   }
   const heartbeat = value ?? {}
+  rejectUnknownKeys('heartbeat', heartbeat, KNOWN_HEARTBEAT_OPTIONS)
   const payload = heartbeat.payload ?? WebsocketServerPingMsg
   if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) {
     throw new InvalidOptionError('heartbeat.payload', `expected a string or Buffer, got ${describe(payload)}`)
@@ -162,10 +203,34 @@ function resolveHandshake (value: unknown): HandshakeMessage | false {
   throw new InvalidOptionError('handshakeMessage', `expected a string, Buffer, function or false, got ${describe(value)}`)
 }
 
+/**
+ * An allowed origin is compared with the `Origin` header as written: a string that no browser
+ * can send (`'example.com'`, a path, a trailing slash, upper case, a default port) would answer
+ * every upgrade 403, so it is refused here, with the form that would match when there is one.
+ */
+function checkOriginString (name: string, origin: string): void {
+  if (origin === '*') {
+    if (name === 'allowedOrigins') return
+    throw new InvalidOptionError(name, "'*' allows every origin only on its own, not in an array")
+  }
+  if (!ORIGIN_FORM.test(origin)) {
+    throw new InvalidOptionError(name, `${describe(origin)} is not an origin: expected scheme://host[:port] without a path, as browsers send it in the Origin header (e.g. "https://app.example.com")`)
+  }
+  // For web schemes URL gives the origin a browser sends; other schemes (app://, chrome-extension://) it leaves opaque.
+  const web = /^(https?|wss?):/i.test(origin) ? URL.canParse(origin) && new URL(origin).origin : origin
+  if (web !== origin) {
+    throw new InvalidOptionError(name, `${describe(origin)} never matches: ${web === false ? 'it is not a valid URL' : `browsers send "${web}"`}`)
+  }
+}
+
 function resolveOrigins (value: unknown): AllowedOrigins | undefined {
   if (value === undefined) return undefined
   const valid = (entry: unknown): boolean => typeof entry === 'string' || entry instanceof RegExp
   if (valid(value) || typeof value === 'function' || (Array.isArray(value) && value.every(valid))) {
+    if (typeof value === 'string') checkOriginString('allowedOrigins', value)
+    if (Array.isArray(value)) {
+      value.forEach((entry, index) => { if (typeof entry === 'string') checkOriginString(`allowedOrigins[${index}]`, entry) })
+    }
     return value as AllowedOrigins
   }
   throw new InvalidOptionError('allowedOrigins', `expected '*', a string, a RegExp, an array of them or a function, got ${describe(value)}`)
@@ -176,6 +241,7 @@ function resolveRateLimit (value: unknown): RateLimitOptions | false {
   if (!isPlainObject(value)) {
     throw new InvalidOptionError('rateLimit', `expected { max, windowMs } or false, got ${describe(value)}`)
   }
+  rejectUnknownKeys('rateLimit', value, KNOWN_RATE_LIMIT_OPTIONS)
   return {
     max: wholeNumber('rateLimit.max', value.max ?? Number.NaN, 0, 1),
     windowMs: positiveNumber('rateLimit.windowMs', value.windowMs ?? Number.NaN, 0)
@@ -201,15 +267,24 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
   if (!isPlainObject(options)) {
     throw new InvalidOptionError('options', `expected an object, got ${describe(options)}`)
   }
+  rejectUnknownKeys('', options, KNOWN_OPTIONS)
   const given: FastifyWsHubOptions = options
   if (given.websocket !== undefined && !isPlainObject(given.websocket)) {
     throw new InvalidOptionError('websocket', `expected an object, got ${describe(given.websocket)}`)
   }
+  const heartbeat = resolveHeartbeat(given.heartbeat)
+  const readTimeout = positiveNumber('readTimeout', given.readTimeout, 100_000, true)
+  if (heartbeat !== false && readTimeout !== 0 && readTimeout <= heartbeat.interval) {
+    const which = given.readTimeout === undefined ? ', the default' : ''
+    throw new InvalidOptionError('readTimeout', `${readTimeout} ms${which} is not longer than heartbeat.interval (${heartbeat.interval} ms): ` +
+      'a healthy idle client answers a ping only once per interval, so it would be closed as idle; ' +
+      'make readTimeout several intervals long, or 0 to turn it off')
+  }
   return {
-    heartbeat: resolveHeartbeat(given.heartbeat),
+    heartbeat,
     handshakeMessage: resolveHandshake(given.handshakeMessage),
     maxPayload: wholeNumber('maxPayload', given.maxPayload, 65_535, 1),
-    readTimeout: positiveNumber('readTimeout', given.readTimeout, 100_000, true),
+    readTimeout,
     writeTimeout: positiveNumber('writeTimeout', given.writeTimeout, 35_000),
     maxBufferedBytes: wholeNumber('maxBufferedBytes', given.maxBufferedBytes, 1024 * 1024, 1),
     maxBurstBytes: wholeNumber('maxBurstBytes', given.maxBurstBytes, 8 * 1024 * 1024, 0),
@@ -222,4 +297,19 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     adapter: resolveAdapter(given.adapter),
     websocket: given.websocket ?? {}
   }
+}
+
+/**
+ * Settings that are valid but probably not what was meant, each as a sentence for the log.
+ * Registration goes on: a test may want a 50 ms heartbeat, a production server almost never.
+ */
+export function optionWarnings (resolved: ResolvedHubOptions): string[] {
+  const warnings: string[] = []
+  const heartbeat = resolved.heartbeat
+  if (heartbeat !== false && heartbeat.interval < FAST_HEARTBEAT_MS) {
+    const perSecond = Math.round(1_000 / heartbeat.interval * 10) / 10
+    warnings.push(`fastify-ws-hub: heartbeat.interval is ${heartbeat.interval} ms, about ${perSecond} pings a second per client; ` +
+      'the interval is in milliseconds (the default is 20000)')
+  }
+  return warnings
 }

@@ -9,7 +9,7 @@ import { AlreadyRegisteredError } from './errors.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
 import { HubCore } from './hub-core.js'
-import { resolveOptions, type FastifyWsHubOptions } from './options.js'
+import { optionWarnings, resolveOptions, type FastifyWsHubOptions } from './options.js'
 import { createOriginCheck } from './origin.js'
 
 declare module 'fastify' {
@@ -76,6 +76,7 @@ function tightenHeaderDeadline (server: HeaderDeadlines, headersTimeout: number,
 const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async function fastifyWsHub (fastify, options) {
   const resolved = resolveOptions(options)
   if (fastify.hasDecorator('hub')) throw new AlreadyRegisteredError()
+  for (const warning of optionWarnings(resolved)) fastify.log.warn(warning)
 
   const core = new HubCore(resolved, fastify.log)
   if (resolved.headersTimeout !== false) {

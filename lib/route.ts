@@ -1,5 +1,5 @@
 import type { Static, TSchema } from '@sinclair/typebox'
-import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { FastifyInstance, FastifyRequest, FastifySchema, RouteShorthandOptions } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { Client, type ClientParams } from './client.js'
@@ -7,6 +7,7 @@ import { CloseCode } from './constants.js'
 import { InvalidParamsError, InvalidRouteError } from './errors.js'
 import { releaseAdmission, settleAdmission } from './admission.js'
 import { directStreamOf } from './fanout.js'
+import { rejectUnknownKeys } from './known-keys.js'
 import type { Hub } from './hub.js'
 import type { HubCore } from './hub-core.js'
 import { openClient, type RouteHandlers } from './read-loop.js'
@@ -40,13 +41,13 @@ export interface HubRouteOptions<TParams extends ClientParams = NoParams, S exte
    */
   onUpgrade?: (request: HubUpgradeRequest<S>) => TParams | Promise<TParams>
   /** Runs once the client is registered and has been sent the handshake message. */
-  onOpen?: (client: Client<TParams>) => void | Promise<void>
+  onOpen?: (client: Client<TParams, HubUpgradeRequest<S>>) => void | Promise<void>
   /** Runs for each message, one at a time per client: text as a string, binary as a Buffer. */
-  onMessage?: (client: Client<TParams>, data: string | Buffer, isBinary: boolean) => void | Promise<void>
+  onMessage?: (client: Client<TParams, HubUpgradeRequest<S>>, data: string | Buffer, isBinary: boolean) => void | Promise<void>
   /** Runs at most once per client: a handler threw (the client is then closed with 1011) or the socket failed. */
-  onError?: (client: Client<TParams>, error: Error) => void | Promise<void>
+  onError?: (client: Client<TParams, HubUpgradeRequest<S>>, error: Error) => void | Promise<void>
   /** Runs exactly once per opened client, after it has left the hub and its rooms. */
-  onClose?: (client: Client<TParams>, code: number, reason: string) => void | Promise<void>
+  onClose?: (client: Client<TParams, HubUpgradeRequest<S>>, code: number, reason: string) => void | Promise<void>
 }
 
 type Hook = NonNullable<RouteShorthandOptions['onRequest']>
@@ -79,16 +80,73 @@ function releaseUpgradeLeftovers (socket: WebSocket, server: WebSocketServer): v
 /** Params returned by `onUpgrade`, kept from the hook to the upgrade. */
 const upgradeParams = new WeakMap<FastifyRequest, ClientParams>()
 
+// Typed as a record so that a key Fastify adds to its route options fails the build until it is listed.
+const ROUTE_OPTION_KEYS: Record<keyof HubRouteOptions, true> = {
+  url: true,
+  schema: true,
+  params: true,
+  onUpgrade: true,
+  onOpen: true,
+  onMessage: true,
+  onError: true,
+  onClose: true,
+  attachValidation: true,
+  exposeHeadRoute: true,
+  validatorCompiler: true,
+  serializerCompiler: true,
+  bodyLimit: true,
+  handlerTimeout: true,
+  logLevel: true,
+  logSerializers: true,
+  config: true,
+  constraints: true,
+  prefixTrailingSlash: true,
+  errorHandler: true,
+  childLoggerFactory: true,
+  schemaErrorFormatter: true,
+  onRequest: true,
+  preParsing: true,
+  preValidation: true,
+  preHandler: true,
+  preSerialization: true,
+  onSend: true,
+  onResponse: true,
+  onTimeout: true,
+  onRequestAbort: true
+}
+const KNOWN_ROUTE_OPTIONS = Object.keys(ROUTE_OPTION_KEYS)
+
+function invalidRoute (name: string, reason: string): Error {
+  return new InvalidRouteError(name, reason)
+}
+
 function checkRouteOptions (options: HubRouteOptions<ClientParams>): void {
   if (typeof options !== 'object' || options === null) throw new InvalidRouteError('options', 'expected an object')
+  rejectUnknownKeys('', options, KNOWN_ROUTE_OPTIONS, invalidRoute)
   if (typeof options.url !== 'string') throw new InvalidRouteError('url', 'expected a string')
   for (const hook of ['onUpgrade', 'onOpen', 'onMessage', 'onError', 'onClose'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') {
       throw new InvalidRouteError(hook, 'expected a function')
     }
   }
-  if (options.params !== undefined && (typeof options.params !== 'object' || options.params === null)) {
-    throw new InvalidRouteError('params', 'expected a TypeBox schema')
+}
+
+/**
+ * Compiles the route's `params` schema. It checks what the server's own `onUpgrade` returns, so it
+ * must come with one; and it must be TypeBox, which also gives `client.params` its static type.
+ * @throws {InvalidRouteError} naming `params`
+ */
+function compileParams (params: unknown, onUpgrade: unknown): TypeCheck<TSchema> | undefined {
+  if (params === undefined) return undefined
+  if (typeof params !== 'object' || params === null) throw new InvalidRouteError('params', 'expected a TypeBox schema')
+  if (onUpgrade === undefined) {
+    throw new InvalidRouteError('params', 'a params schema needs onUpgrade, which returns the params; without it client.params is always {}')
+  }
+  try {
+    return TypeCompiler.Compile(params as TSchema)
+  } catch (error) {
+    throw new InvalidRouteError('params', 'expected a TypeBox schema (Type.Object(...) from fastify-ws-hub or @sinclair/typebox) ' +
+      `throughout; a plain JSON Schema is not supported (${(error as Error).message})`)
   }
 }
 
@@ -106,7 +164,7 @@ export function registerHubRoute (
 ): void {
   checkRouteOptions(options)
   const { url, params, onUpgrade, onOpen, onMessage, onError, onClose, onRequest, preHandler, onResponse, ...fastifyOptions } = options
-  const paramsCheck = params === undefined ? undefined : TypeCompiler.Compile(params)
+  const paramsCheck = compileParams(params, onUpgrade)
   const handlers = { onOpen, onMessage, onError, onClose } as RouteHandlers
 
   async function releaseRefusedUpgrade (request: FastifyRequest): Promise<void> {

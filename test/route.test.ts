@@ -171,3 +171,73 @@ test('works with @fastify/websocket registered before it, and with injectWS', as
   assert.deepEqual(messages, ['hello', 'echo ping'])
   socket.terminate()
 })
+
+function invalidRoute (name: string, reason: RegExp) {
+  return (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'FST_WS_HUB_INVALID_ROUTE')
+    assert.ok(error.message.includes(`"${name}"`), error.message)
+    assert.match(error.message, reason)
+    return true
+  }
+}
+
+test('an unknown route option throws FST_WS_HUB_INVALID_ROUTE naming it and the closest known one', async (t) => {
+  const app = await createApp(t)
+  const onMesage = () => {}
+  assert.throws(() => app.hub.route({ url: '/a', onMesage } as never), invalidRoute('onMesage', /did you mean "onMessage"/))
+  assert.throws(() => app.hub.route({ url: '/b', prehandler: [] } as never), invalidRoute('prehandler', /did you mean "preHandler"/))
+  // A hub route is a GET upgrade: a method would be ignored, so it is refused too.
+  assert.throws(() => app.hub.route({ url: '/c', method: 'POST' } as never), invalidRoute('method', /unknown option/))
+})
+
+test('every Fastify route shorthand option is accepted on a hub route', async (t) => {
+  const app = await createApp(t, { handshakeMessage: 'hi' })
+  const hook = async () => {}
+  app.hub.route({
+    url: '/ws',
+    schema: { querystring: Type.Object({ room: Type.Optional(Type.String()) }) },
+    attachValidation: false,
+    exposeHeadRoute: false,
+    bodyLimit: 1024,
+    handlerTimeout: 10_000,
+    logLevel: 'warn',
+    logSerializers: {},
+    config: { any: 'thing' },
+    constraints: {},
+    prefixTrailingSlash: 'both',
+    errorHandler (error, _request, reply) { reply.send(error) },
+    childLoggerFactory (logger, bindings, options) { return logger.child(bindings, options) },
+    schemaErrorFormatter: (errors) => new Error(`bad: ${errors.length}`),
+    onRequest: hook,
+    preParsing: hook,
+    preValidation: hook,
+    preHandler: hook,
+    preSerialization: hook,
+    onSend: hook,
+    onResponse: hook,
+    onTimeout: hook,
+    onRequestAbort: hook
+  })
+  const url = await listen(app)
+  const client = await connect(`${url}/ws?room=a`)
+  assert.deepEqual(await client.received(1), ['hi'])
+})
+
+test('a params schema without onUpgrade throws FST_WS_HUB_INVALID_ROUTE naming params: client.params would be {}', async (t) => {
+  const app = await createApp(t)
+  assert.throws(
+    () => app.hub.route({ url: '/ws', params: Type.Object({ userId: Type.String() }) }),
+    invalidRoute('params', /needs onUpgrade/)
+  )
+})
+
+test('a params schema that is not TypeBox throws FST_WS_HUB_INVALID_ROUTE naming params', async (t) => {
+  const app = await createApp(t)
+  const jsonSchema = { type: 'object', properties: { userId: { type: 'string' } } }
+  for (const params of [jsonSchema, Type.Object({ userId: { type: 'string' } } as never)]) {
+    assert.throws(
+      () => app.hub.route({ url: '/ws', params, onUpgrade: () => ({ userId: 'u' }) } as never),
+      invalidRoute('params', /expected a TypeBox schema/)
+    )
+  }
+})

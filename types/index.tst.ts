@@ -120,3 +120,46 @@ test('client members are typed as the SPEC says', () => {
 test('the Redis adapter is a HubAdapter', () => {
   expect(redisAdapter({ url: 'redis://127.0.0.1:6379' })).type.toBe<HubAdapter>()
 })
+
+test('client.request is typed from the route schema in every client hook', () => {
+  app.hub.route({
+    url: '/typed',
+    schema: {
+      querystring: Type.Object({ token: Type.String(), page: Type.Number() }),
+      headers: Type.Object({ 'x-tenant': Type.String() })
+    },
+    onOpen (client) {
+      expect(client.request.query).type.toBe<{ token: string, page: number }>()
+      expect(client.request.query.token).type.toBe<string>()
+      expect(client.request.headers['x-tenant']).type.toBe<string>()
+      expect(client.request.query).type.not.toHaveProperty('tokne')
+    },
+    onMessage (client) {
+      expect(client.request.query.page).type.toBe<number>()
+      expect(client.request.query).type.not.toHaveProperty('pages')
+    },
+    onError (client) { expect(client.request.query.token).type.toBe<string>() },
+    onClose (client) { expect(client.request.query.token).type.toBe<string>() }
+  })
+})
+
+test('with params and a schema both typed, a typed client is still a Client of the hub', () => {
+  app.hub.route({
+    url: '/both',
+    schema: { querystring: Type.Object({ token: Type.String() }) },
+    params: Type.Object({ userId: Type.String() }),
+    onUpgrade: (request) => ({ userId: request.query.token }),
+    onOpen (client) {
+      expect(client.params.userId).type.toBe<string>()
+      expect(client.request.query.token).type.toBe<string>()
+      expect(app.hub.broadcast).type.toBeCallableWith('x', { except: client })
+    }
+  })
+})
+
+test('without a schema, client.request is a plain FastifyRequest', () => {
+  app.hub.route({
+    url: '/untyped',
+    onOpen (client) { expect(client.request.query).type.toBe<unknown>() }
+  })
+})
