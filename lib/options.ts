@@ -123,6 +123,7 @@ const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   readTimeout: true,
   writeTimeout: true,
   maxBufferedBytes: true,
+  maxBurstBytes: true,
   shutdownTimeout: true,
   headersTimeout: true,
   allowedOrigins: true,
