@@ -35,3 +35,13 @@ export const TooManyConnectionsError = createError<'FST_WS_HUB_TOO_MANY_CONNECTI
 /** `maxConnectionsPerIp` is reached for the caller's address. */
 export const TooManyConnectionsPerIpError = createError<'FST_WS_HUB_TOO_MANY_CONNECTIONS_PER_IP', 429, []>(
   'FST_WS_HUB_TOO_MANY_CONNECTIONS_PER_IP', 'Too many websocket connections from this address', 429)
+
+/** The upgrade's hooks finished after `app.close()` began: it is refused rather than opened and closed at once. */
+export const ShuttingDownError = createError<'FST_WS_HUB_SHUTTING_DOWN', 503, []>(
+  'FST_WS_HUB_SHUTTING_DOWN', 'The websocket hub is shutting down', 503)
+
+/** @fastify/websocket was registered after the hub, which had registered it already. */
+export const WebsocketAfterHubError = createError<'FST_WS_HUB_WEBSOCKET_AFTER_HUB', 500, []>(
+  'FST_WS_HUB_WEBSOCKET_AFTER_HUB',
+  '@fastify/websocket was registered after fastify-ws-hub, which registers it when it is missing: register @fastify/websocket before the hub (the hub then uses it and its options), or leave it to the hub and pass its options as the hub\'s `websocket` option',
+  500)

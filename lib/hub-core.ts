@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HubAdapter, HubEnvelope, HubNode } from './adapters/adapter.js'
 import { memoryAdapter } from './adapters/memory.js'
 import type { Client } from './client.js'
 import type { Hub } from './hub.js'
 import { CloseCode } from './constants.js'
+import { refuseUpgrade } from './upgrade-refusal.js'
 import { FanOut } from './fanout.js'
 import { frameData, type Frame } from './frame.js'
 import type { EncodedMessage } from './message.js'
@@ -31,8 +33,13 @@ export class HubCore implements HubNode {
   closing = false
   /** Upgrades admitted but neither opened nor refused yet: each holds a connection slot and an IP slot. */
   pendingUpgrades = 0
-  /** Each admitted upgrade's address ('' when `maxConnectionsPerIp` is off and addresses are not looked up). */
-  readonly #reservations = new WeakMap<object, string>()
+  /**
+   * Each admitted upgrade (its raw request) and its address ('' when `maxConnectionsPerIp` is off
+   * and addresses are not looked up). Held only until the upgrade opens or is refused.
+   */
+  readonly #reservations = new Map<IncomingMessage, string>()
+  /** Called when the last pending upgrade settles, while shutdown waits for them. */
+  #upgradesSettled: (() => void) | undefined
   /** Grows at every change of the clients or of a room's members: lets an adapter skip unchanged state cheaply. */
   membershipVersion = 0
   /** The app's root view of the hub: what `client.hub` is. Set by the plugin. */
@@ -116,28 +123,50 @@ export class HubCore implements HubNode {
    * Holds a connection slot and an IP slot for an admitted upgrade, so that concurrent upgrades
    * cannot all pass the caps while their `onUpgrade` runs. `key` is the raw request.
    */
-  reserve (key: object, ip: string): void {
+  reserve (key: IncomingMessage, ip: string): void {
     this.#reservations.set(key, ip)
     this.pendingUpgrades++
     this.holdIp(ip)
   }
 
   /** Frees the slots of an upgrade that was refused or whose peer left (once: later calls do nothing). */
-  releaseReservation (key: object): void {
+  releaseReservation (key: IncomingMessage): void {
     const ip = this.#reservations.get(key)
     if (ip === undefined) return
     this.#reservations.delete(key)
-    this.pendingUpgrades--
+    this.#upgradeSettled()
     this.releaseIp(ip)
   }
 
+  #upgradeSettled (): void {
+    if (--this.pendingUpgrades === 0) this.#upgradesSettled?.()
+  }
+
   /** The upgrade became a client (admission reserved it: it is the first hook of every hub route); its IP slot stays held until the client leaves. */
-  settleReservation (key: object): string {
+  settleReservation (key: IncomingMessage): string {
     const ip = this.#reservations.get(key)
     if (ip === undefined) return ''
     this.#reservations.delete(key)
-    this.pendingUpgrades--
+    this.#upgradeSettled()
     return ip
+  }
+
+  /**
+   * At shutdown: gives upgrades still inside their hooks (`onUpgrade` above all) `shutdownTimeout`
+   * to settle (each then opens and is closed 1001, or is refused), then answers the rest 503 and
+   * closes their connections, so that no hook, however long, holds `app.close()`. A hook that
+   * settles later finds its connection gone and opens nothing.
+   */
+  async settleUpgrades (): Promise<void> {
+    if (this.pendingUpgrades === 0) return
+    const settled = new Promise<void>(resolve => { this.#upgradesSettled = resolve })
+    const inTime = await this.#within(settled)
+    this.#upgradesSettled = undefined
+    if (inTime) return
+    for (const request of [...this.#reservations.keys()]) {
+      this.releaseReservation(request)
+      refuseUpgrade(request.socket)
+    }
   }
 
   /** Counts one more open socket for an address. */

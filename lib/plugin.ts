@@ -4,6 +4,8 @@ import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { WebSocketServer } from 'ws'
 import { createAdmission } from './admission.js'
+import { refuseUpgrade } from './upgrade-refusal.js'
+import { refuseWebsocketAfterHub } from './websocket-order.js'
 import { CloseCode } from './constants.js'
 import { AlreadyRegisteredError } from './errors.js'
 import { Heartbeat } from './heartbeat.js'
@@ -18,9 +20,6 @@ declare module 'fastify' {
     hub: Hub
   }
 }
-
-const SERVICE_UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n' +
-  'Content-Length: 80\r\n\r\n{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}'
 
 /**
  * Closes the ws server the hub registered, in place of @fastify/websocket's own preClose: sockets
@@ -39,9 +38,7 @@ async function closeWebsocketServer (server: WebSocketServer, shutdownTimeout: n
 }
 
 function refuseUpgradeWhileClosing (_request: unknown, socket: Socket): void {
-  socket.on('error', () => socket.destroy())
-  socket.end(SERVICE_UNAVAILABLE)
-  socket.destroySoon()
+  refuseUpgrade(socket)
 }
 
 /** During shutdown, every upgrade is answered 503 at once and its socket closed, whatever the route. */
@@ -93,7 +90,7 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
     core.closing = true
     heartbeat.stop()
     refuseLateUpgrades(fastify)
-    await core.closeAll()
+    await Promise.all([core.closeAll(), core.settleUpgrades()])
     if (ownsWebsocketServer) await closeWebsocketServer(fastify.websocketServer, resolved.shutdownTimeout)
   }
 
@@ -112,6 +109,7 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
       options: { ...closeTimeout, ...websocket.options, maxPayload: resolved.maxPayload },
       preClose: closeHub
     })
+    refuseWebsocketAfterHub(fastify)
   }
 
   const rootHub = new Hub(core, fastify, admission)

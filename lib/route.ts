@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest, FastifySchema, RouteShorthandOpti
 import type { WebSocket, WebSocketServer } from 'ws'
 import { Client, type ClientParams } from './client.js'
 import { CloseCode } from './constants.js'
-import { InvalidParamsError, InvalidRouteError } from './errors.js'
+import { InvalidParamsError, InvalidRouteError, ShuttingDownError } from './errors.js'
 import { releaseAdmission, settleAdmission } from './admission.js'
 import { directStreamOf } from './fanout.js'
 import { rejectUnknownKeys } from './known-keys.js'
@@ -174,6 +174,7 @@ export function registerHubRoute (
   async function runOnUpgrade (request: FastifyRequest): Promise<void> {
     if (!request.ws || onUpgrade === undefined) return
     const result: unknown = await onUpgrade(request as HubUpgradeRequest)
+    if (core.closing) throw new ShuttingDownError()
     if (typeof result !== 'object' || result === null) {
       throw new InvalidParamsError(`expected an object, got ${result === null ? 'null' : typeof result}`)
     }

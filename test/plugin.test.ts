@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
 import fastifyWsHub, { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from '../dist/index.js'
 import { connect, createApp, listen } from './helpers.js'
 
@@ -42,4 +43,19 @@ test('the header deadline is left alone on servers without one (HTTP/2) and, wit
   assert.equal(server.headersTimeout, 60_000)
   await app.close()
   await new Promise(resolve => server.close(resolve))
+})
+
+test('@fastify/websocket registered after the hub fails registration with FST_WS_HUB_WEBSOCKET_AFTER_HUB, not a process crash', async (t) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(fastifyWsHub, { heartbeat: false })
+  await assert.rejects(async () => { await app.register(fastifyWebsocket) }, { code: 'FST_WS_HUB_WEBSOCKET_AFTER_HUB', message: /register @fastify\/websocket before the hub/ })
+})
+
+test('an ES module namespace of @fastify/websocket is recognised too', async (t) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(fastifyWsHub, { heartbeat: false })
+  app.register(import('@fastify/websocket'))
+  await assert.rejects(async () => { await app.ready() }, { code: 'FST_WS_HUB_WEBSOCKET_AFTER_HUB' })
 })

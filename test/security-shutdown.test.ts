@@ -85,3 +85,47 @@ test('an upgrade whose onUpgrade is still running when shutdown starts gets 503 
   assert.ok(elapsed < 2000, `close took ${elapsed} ms`)
   t.diagnostic(`close with an upgrade pending in onUpgrade: ${elapsed} ms, the upgrade answered ${client.status}`)
 })
+
+for (const upgradeTakes of [4000, Number.POSITIVE_INFINITY]) {
+  const what = Number.isFinite(upgradeTakes) ? `${upgradeTakes / 1000} s` : 'forever'
+  test(`app.close() ends within shutdownTimeout while an onUpgrade takes ${what}; the upgrade gets 503 and is never opened`, async (t) => {
+    const shutdownTimeout = 500
+    const app = Fastify()
+    await app.register(fastifyWsHub, { heartbeat: false, shutdownTimeout })
+    let entered: () => void = () => {}
+    const inUpgrade = new Promise<void>(resolve => { entered = resolve })
+    let settle: (() => void) | undefined
+    let opened = 0
+    app.hub.route({
+      url: '/ws',
+      async onUpgrade () {
+        entered()
+        await new Promise<void>(resolve => {
+          settle = resolve
+          if (Number.isFinite(upgradeTakes)) setTimeout(resolve, upgradeTakes).unref()
+        })
+        return {}
+      },
+      onOpen () { opened++ }
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as AddressInfo
+    const client = await RawClient.open(port)
+    t.after(() => client.destroy())
+    await inUpgrade
+    const start = performance.now()
+    await app.close()
+    const elapsed = since(start)
+    assert.equal(await client.response, 503)
+    await client.closed
+    // Let the upgrade's hook finish after the shutdown: nothing is opened, nothing throws.
+    settle?.()
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.equal(opened, 0)
+    assert.equal(app.hub.onlineCount(), 0)
+    // shutdownTimeout for the upgrades, plus slack for a loaded machine; far below the 4 s hook.
+    assert.ok(elapsed < shutdownTimeout + 1500, `close took ${elapsed} ms`)
+    assert.ok(elapsed >= shutdownTimeout - 1, `close took ${elapsed} ms: it gave the upgrade its shutdownTimeout`)
+    t.diagnostic(`onUpgrade taking ${what}: app.close() in ${elapsed} ms (shutdownTimeout ${shutdownTimeout} ms), the upgrade answered ${client.status}`)
+  })
+}
