@@ -33,12 +33,13 @@ for (const compression of [false, true]) {
   })
 }
 
-test(`${BURST} broadcasts of 1 KiB in one turn reach every reading client`, async (t) => {
-  const app = await createApp(t, { handshakeMessage: false })
+test(`${BURST} broadcasts of 1 KiB in one turn reach every reading client, with and without permessage-deflate`, async (t) => {
+  const app = await createApp(t, { handshakeMessage: false, websocket: { options: { perMessageDeflate: true } } })
   app.hub.route({ url: '/ws' })
   const url = await listen(app)
   const clients: TestClient[] = []
-  for (let i = 0; i < 3; i++) clients.push(await connect(`${url}/ws`))
+  for (let i = 0; i < 3; i++) clients.push(await connect(`${url}/ws`, { perMessageDeflate: i === 0 }))
+  assert.ok(clients[0]?.socket.extensions.includes('permessage-deflate'))
   t.after(() => { for (const client of clients) client.socket.terminate() })
   await waitFor(() => app.hub.onlineCount() === 3)
   let written = 0
