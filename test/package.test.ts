@@ -26,7 +26,7 @@ function packageOf (specifier: string): string {
   return (specifier.startsWith('@') ? parts.slice(0, 2) : parts.slice(0, 1)).join('/')
 }
 
-test('require() of the package and of ./redis works (require of ESM, Node >= 20.19)', () => {
+test('require() of the package and of ./redis works (require of ESM, Node ^20.19 or >= 22.12)', () => {
   const output = execFileSync(process.execPath, ['-e', `
     const hub = require('fastify-ws-hub')
     const redis = require('fastify-ws-hub/redis')
@@ -39,7 +39,8 @@ test('the manifest publishes dist and the sources its maps point to, as ESM, wit
   assert.equal(manifest.name, 'fastify-ws-hub')
   assert.equal(manifest.type, 'module')
   assert.deepEqual(manifest.files, ['dist', 'lib'])
-  assert.equal(manifest.engines.node, '>=20.19')
+  // require() of an ES module works without a flag from Node 20.19 and from 22.12: 22.0 to 22.11 are left out.
+  assert.equal(manifest.engines.node, '^20.19 || >=22.12')
   assert.deepEqual(Object.keys(manifest.exports).filter((key: string) => key !== './package.json'), ['.', './redis'])
   assert.match(manifest.dependencies.ws, /^\^?8\.(2[3-9]|[3-9]\d)\./)
   assert.ok(manifest.peerDependencies.fastify)
