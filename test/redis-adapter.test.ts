@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
-import { redisAdapter, type RedisAdapterOptions } from '../dist/adapters/redis.js'
+import { redisAdapter, type RedisAdapterOptions } from '../dist/adapters/redis/index.js'
 import { join, settle, startNode, type TestNode } from './adapter-contract.js'
 import { eventually, hasRedisServerBinary, rawClient, REDIS_URL, uniquePrefix, useRedis, useRedisServer } from './redis-env.js'
 
@@ -15,7 +15,7 @@ function publishCalls (info: string): number {
   return match === null ? 0 : Number(match[1])
 }
 
-/** Builds a message in the adapter's framing (see lib/adapters/redis.ts) with any header bytes. */
+/** Builds a message in the adapter's framing (see lib/adapters/redis/codec.ts) with any header bytes. */
 function framed (flags: number, header: string, payload = 'x', version = 1): Buffer {
   const head = Buffer.from(header)
   const preamble = Buffer.from([0x77, 0x68, version, flags, 0, 0, 0, 0])

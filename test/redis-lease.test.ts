@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import { test, type TestContext } from 'node:test'
-import { redisAdapter } from '../dist/adapters/redis.js'
+import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { join, startNode } from './adapter-contract.js'
 import { eventually, rawClient, uniquePrefix, useRedis } from './redis-env.js'
 
@@ -19,7 +19,7 @@ const dist = new URL('../dist/', import.meta.url)
 const childScript = `
 import Fastify from 'fastify'
 import fastifyWsHub from '${new URL('index.js', dist).href}'
-import { redisAdapter } from '${new URL('adapters/redis.js', dist).href}'
+import { redisAdapter } from '${new URL('adapters/redis/index.js', dist).href}'
 
 const app = Fastify()
 await app.register(fastifyWsHub, {
