@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { HubNode } from '../adapter.js'
-import { RedisUnavailableError } from './errors.js'
+import { leaseKey, membersKey } from './names.js'
+import type { CommandWatch } from './stall.js'
 
 /** Lease hash fields: the node's open clients, and one field per room. */
 export const COUNT_FIELD = 'c'
@@ -34,6 +35,7 @@ export class Lease {
   readonly #refreshEvery: number
   readonly #key: string
   readonly #membersKey: string
+  readonly #watch: CommandWatch
   /** The room sizes that the lease in Redis holds (or is being written with), as of `#version`. */
   #rooms = new Map<string, number>()
   #version = -1
@@ -42,8 +44,10 @@ export class Lease {
   #refreshedAt = 0
   #writing = false
 
-  constructor (node: HubNode, prefix: string, ttl: number) {
+  /** @param watch sees the lease writes too: on an idle node they are what shows a stall */
+  constructor (node: HubNode, prefix: string, ttl: number, watch: CommandWatch) {
     this.#node = node
+    this.#watch = watch
     this.#ttl = ttl
     this.#refreshEvery = Math.floor(ttl / 3)
     this.#key = leaseKey(prefix, node.nodeId)
@@ -100,7 +104,7 @@ export class Lease {
       transaction.hset(key, ...fields).pexpire(key, this.#ttl)
     }
     this.#writing = true
-    transaction.sadd(this.#membersKey, self.nodeId).exec().then((results) => {
+    this.#watch.track(transaction.sadd(this.#membersKey, self.nodeId).exec()).then((results) => {
       if (results === null || results.some(([error]) => error !== null)) throw new Error('lease transaction failed')
       this.#version = version
       this.#refreshedAt = now
@@ -120,23 +124,12 @@ export class Lease {
   }
 }
 
-/** The key of a node's lease (without the client's keyPrefix, which ioredis adds). */
-export function leaseKey (prefix: string, nodeId: string): string {
-  return `${prefix}:node:${nodeId}`
-}
-
-/** The key of the set of nodes that hold (or held) a lease. */
-export function membersKey (prefix: string): string {
-  return `${prefix}:nodes`
-}
-
 /**
  * Sums one lease field over every other live node, in one script.
  * @param keyPrefix the client's ioredis keyPrefix: the script builds key names, so it must add it itself
  * @param dropDead whether to drop from the members set the nodes whose lease expired
  */
-export async function sumLeases (redis: Redis | undefined, node: HubNode | undefined, prefix: string, keyPrefix: string, field: string, dropDead: boolean): Promise<number> {
-  if (node === undefined || redis === undefined || redis.status !== 'ready') throw new RedisUnavailableError()
-  const others = await redis.eval(SUM_LEASES, 1, membersKey(prefix), node.nodeId, keyPrefix + leaseKey(prefix, ''), field, dropDead ? '1' : '0')
+export async function sumLeases (redis: Redis, nodeId: string, prefix: string, keyPrefix: string, field: string, dropDead: boolean): Promise<number> {
+  const others = await redis.eval(SUM_LEASES, 1, membersKey(prefix), nodeId, keyPrefix + leaseKey(prefix, ''), field, dropDead ? '1' : '0')
   return Number(others)
 }

@@ -1,7 +1,14 @@
 import { Redis, type RedisOptions } from 'ioredis'
+import { within } from './stall.js'
 
 /** Reconnect backoff cap: once Redis is back, a node is back within about this long. */
 const MAX_RECONNECT_DELAY = 1000
+/**
+ * Ms of silence before TCP keepalive probes start on the adapter's own connections (the OS
+ * default is two hours): a peer that vanished without a reset is then found by the kernel even
+ * on the subscription, which sends nothing of its own.
+ */
+const KEEPALIVE_DELAY = 1000
 
 /** Errors that are reported elsewhere (the connection's 'error' event) or that do not matter any more. */
 export function ignore (): void {}
@@ -21,7 +28,8 @@ export function openCommands (url: string): Redis {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    retryStrategy: reconnectDelay
+    retryStrategy: reconnectDelay,
+    keepAlive: KEEPALIVE_DELAY
   })
 }
 
@@ -55,9 +63,12 @@ export function unlessFailing (redis: Redis, done: Promise<unknown>): Promise<vo
   })
 }
 
-/** Quits a connection politely when it is up, at once when it is not (a QUIT would wait for Redis). */
-export async function shutDown (redis: Redis): Promise<void> {
-  if (redis.status === 'ready') await redis.quit().catch(ignore)
+/**
+ * Quits a connection politely when it is up, at once when it is not (a QUIT would wait for
+ * Redis), and after `timeout` ms at most (a stalled Redis never answers the QUIT).
+ */
+export async function shutDown (redis: Redis, timeout: number): Promise<void> {
+  if (redis.status === 'ready') await within(redis.quit(), timeout).catch(ignore)
   // After a QUIT this only makes sure no reconnection is pending.
   redis.disconnect()
 }
