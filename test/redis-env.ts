@@ -67,6 +67,10 @@ export interface RedisServer {
   kill (): Promise<void>
   /** Starts it again on the same port, empty, and waits until it answers. */
   start (): Promise<void>
+  /** Stops it with SIGSTOP: its connections stay open and nothing answers (a stalled Redis). */
+  pause (): void
+  /** Lets a paused server go on with SIGCONT. */
+  resume (): void
 }
 
 /** Every redis-server started by this process, killed when it exits whatever happened. */
@@ -75,8 +79,11 @@ process.on('exit', () => {
   for (const child of started) child.kill('SIGKILL')
 })
 
-/** Starts `redis-server` (no persistence) on a free port or the given one, and waits until it answers PING. */
-export async function startRedisServer (port?: number): Promise<RedisServer> {
+/**
+ * Starts `redis-server` (no persistence) on a free port or the given one, and waits until it
+ * answers PING. `args` go to redis-server after the test's own (e.g. a config directive).
+ */
+export async function startRedisServer (port?: number, args: string[] = []): Promise<RedisServer> {
   port ??= await freePort()
   const url = `redis://127.0.0.1:${port}`
   let child: ChildProcess | undefined
@@ -94,8 +101,14 @@ export async function startRedisServer (port?: number): Promise<RedisServer> {
       }
       started.delete(running)
     },
+    pause () {
+      child?.kill('SIGSTOP')
+    },
+    resume () {
+      child?.kill('SIGCONT')
+    },
     async start () {
-      const spawned = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      const spawned = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], {
         stdio: 'ignore'
       })
       spawned.unref()
@@ -140,9 +153,9 @@ export async function useRedis (t: TestContext): Promise<string | undefined> {
  * A redis-server of this test's own (for tests that kill it), stopped after the test. Without the
  * binary the test is skipped with a message (failed under CI).
  */
-export async function useRedisServer (t: TestContext, port?: number): Promise<RedisServer | undefined> {
+export async function useRedisServer (t: TestContext, port?: number, args: string[] = []): Promise<RedisServer | undefined> {
   if (!hasRedisServerBinary) return unavailable(t, 'it needs a redis-server binary of its own to kill and restart, and there is none on this machine')
-  const server = await startRedisServer(port)
+  const server = await startRedisServer(port, args)
   t.after(() => server.kill())
   return server
 }

@@ -225,7 +225,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       const redis = commands
       const sub = subscriber
       if (lease === undefined || redis === undefined || sub === undefined) return
-      if (available()) await lease.remove(redis)
+      // Bounded: a Redis that stalls now must not hold the app's close.
+      if (available()) await within(lease.remove(redis), stallTimeout).catch(ignore)
       sub.off('messageBuffer', onMessage)
       await shutDown(sub, stallTimeout)
       if (userClient === undefined) {
