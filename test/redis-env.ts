@@ -3,6 +3,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 
@@ -158,4 +160,40 @@ export async function useRedisServer (t: TestContext, port?: number, args: strin
   const server = await startRedisServer(port, args)
   t.after(() => server.kill())
   return server
+}
+
+/** A Node process of the test's own running an ES module script; it talks in lines of JSON on stdout. */
+export interface ScriptProcess {
+  child: ChildProcess
+  /** The next line it prints, parsed; rejects if it exits first. */
+  nextLine<T> (): Promise<T>
+}
+
+/**
+ * Runs an ES module script (plain JavaScript on the built package, no tsx, so that it starts fast)
+ * in a process of its own, from the package root; killed after the test if still alive.
+ */
+export function spawnScript (t: TestContext, script: string, env: Record<string, string>, stdin: 'ignore' | 'pipe' = 'ignore'): ScriptProcess {
+  const child = spawn(process.execPath, ['--input-type=module', '--eval', script], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: { ...process.env, ...env },
+    stdio: [stdin, 'pipe', 'inherit']
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const lines = createInterface({ input: child.stdout! })
+  const queued: string[] = []
+  lines.on('line', line => queued.push(line))
+  const exited = once(child, 'exit')
+  return {
+    child,
+    async nextLine<T> (): Promise<T> {
+      while (queued.length === 0) {
+        await Promise.race([
+          once(lines, 'line'),
+          exited.then(([code]) => { throw new Error(`child exited with ${code} before printing a line`) })
+        ])
+      }
+      return JSON.parse(queued.shift() as string) as T
+    }
+  }
 }
