@@ -53,7 +53,7 @@ test('a stalled Redis (SIGSTOP) is an outage within stallTimeout, and nothing ar
     const droppedAtDetection = a.app.hub.stats()['adapter.dropped'] as number
     assert.ok(droppedAtDetection > 0)
     await assert.rejects(deadline(a.app.hub.clusterRoomSize('any'), 1000), { code: 'FST_WS_HUB_REDIS_UNAVAILABLE' })
-    assert.ok((a.app.hub.stats()['adapter.pendingBytes'] as number) <= 32 * 1024 * 1024)
+    assert.ok((a.app.hub.stats()['adapter.pendingBytes'] as number) <= 16 * 1024 * 1024)
     await sleep(2000 - (Date.now() - pausedAt))
     assert.ok(results.filter(result => result.at > pausedAt + detectedMs).every(result => !result.ok), 'every send after detection refused')
     assert.ok((a.app.hub.stats()['adapter.dropped'] as number) > droppedAtDetection)
@@ -112,6 +112,7 @@ test('what waits for Redis is bounded by maxPendingBytes: a burst above it is dr
   const payload = 'x'.repeat(2048)
   // One turn: nothing is acknowledged yet, so the 64 KiB fill with about 31 messages of 2 KiB.
   const accepted = Array.from({ length: 100 }, () => a.app.hub.sendTo(b1.id, payload)).filter(Boolean).length
+  t.diagnostic(`${accepted} of 100 accepted`)
   assert.ok(accepted > 20 && accepted < 32, `${accepted} accepted`)
   assert.equal(a.app.hub.stats()['adapter.dropped'], 100 - accepted)
   await eventually(() => b1.data().length === accepted, 3000, 'the accepted ones to arrive')

@@ -40,7 +40,8 @@ export interface RedisAdapterOptions {
   /**
    * Bytes of envelopes this node may have handed to Redis and not yet seen acknowledged. Above it
    * publishes are dropped and counted: a slow or stalled Redis costs a bounded amount of memory.
-   * Default 33554432 (32 MiB).
+   * Default 16777216 (16 MiB); the process holds up to about five times this (ioredis keeps each
+   * command and its written form until Redis answers).
    */
   maxPendingBytes?: number
 }
@@ -116,6 +117,6 @@ export function resolveOptions (options: RedisAdapterOptions): ResolvedRedisOpti
     leaseTtl: options.leaseTtl ?? 10_000,
     stallTimeout: options.stallTimeout ?? 1000,
     maxDeliveryDelay: options.maxDeliveryDelay ?? 2000,
-    maxPendingBytes: options.maxPendingBytes ?? 32 * 1024 * 1024
+    maxPendingBytes: options.maxPendingBytes ?? 16 * 1024 * 1024
   }
 }
