@@ -32,7 +32,7 @@ else await main()
 async function runNode () {
   const { default: Fastify } = await import('fastify')
   const { default: fastifyWsHub } = await import('../dist/index.js')
-  const { redisAdapter } = await import('../dist/adapters/redis.js')
+  const { redisAdapter } = await import('../dist/adapters/redis/index.js')
   const app = Fastify()
   await app.register(fastifyWsHub, {
     heartbeat: false,

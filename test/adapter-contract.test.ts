@@ -1,5 +1,5 @@
 import { MemoryBus, memoryAdapter } from '../dist/index.js'
-import { redisAdapter } from '../dist/adapters/redis.js'
+import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { adapterContract } from './adapter-contract.js'
 import { uniquePrefix, useRedis } from './redis-env.js'
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
-import { redisAdapter, type RedisAdapterOptions } from '../dist/adapters/redis.js'
+import { redisAdapter, type RedisAdapterOptions } from '../dist/adapters/redis/index.js'
 import { join, settle, startNode, type TestNode } from './adapter-contract.js'
 import { eventually, hasRedisServerBinary, rawClient, REDIS_URL, uniquePrefix, useRedis, useRedisServer } from './redis-env.js'
 
@@ -15,11 +15,17 @@ function publishCalls (info: string): number {
   return match === null ? 0 : Number(match[1])
 }
 
-/** Builds a message in the adapter's framing (see lib/adapters/redis.ts) with any header bytes. */
-function framed (flags: number, header: string, payload = 'x', version = 1): Buffer {
+/**
+ * Builds a message in the adapter's framing (see lib/adapters/redis/codec.ts) with any header
+ * bytes, sequence number 1 and the publish time now.
+ */
+function framed (flags: number, header: string, payload = 'x', version = 2): Buffer {
   const head = Buffer.from(header)
-  const preamble = Buffer.from([0x77, 0x68, version, flags, 0, 0, 0, 0])
+  const preamble = Buffer.alloc(18)
+  preamble.set([0x77, 0x68, version, flags])
   preamble.writeUInt32BE(head.length, 4)
+  preamble.writeUInt32BE(1, 8)
+  preamble.writeUIntBE(Date.now(), 12, 6)
   return Buffer.concat([preamble, head, Buffer.from(payload)])
 }
 
@@ -35,7 +41,7 @@ test('a broadcast or sendTo is one PUBLISH whatever the number of clients and no
   const listener = rawClient(t, url)
   let seen = 0
   listener.on('messageBuffer', () => { seen++ })
-  await listener.subscribe(`${prefix}:messages`)
+  await listener.subscribe(`${prefix}:db0:messages`)
   const admin = rawClient(t, url)
   const before = publishCalls(await admin.info('commandstats'))
 
@@ -62,15 +68,16 @@ test('malformed and foreign messages on the channel are ignored and counted, nev
   const [a, b] = await twoNodes(t, url, prefix)
   const b1 = await join(b)
   const raw = rawClient(t, url)
-  const channel = `${prefix}:messages`
+  const channel = `${prefix}:db0:messages`
   const garbage: Array<string | Buffer> = [
     'hello',
     '{"kind":"broadcast","payload":"x"}',
     Buffer.alloc(0),
-    Buffer.from([0x77, 0x68, 1]),
-    framed(0, '["n",null,null]', 'x', 2),
+    Buffer.from([0x77, 0x68, 2]),
+    Buffer.from([0x77, 0x68, 2, 0, 0, 0, 0, 0, 0, 0]),
+    framed(0, '["n",null,null]', 'x', 1),
     framed(4, '["n",null,null]'),
-    Buffer.concat([framed(0, '["n",null,null]').subarray(0, 8), Buffer.from('["n"')]).fill(0xff, 4, 8),
+    Buffer.concat([framed(0, '["n",null,null]').subarray(0, 18), Buffer.from('["n"')]).fill(0xff, 4, 8),
     framed(0, '["n",null,'),
     framed(0, '{"n":"n"}'),
     framed(0, '[42,null,null]'),
@@ -195,6 +202,30 @@ test('an adapter closed before it started closes quietly', async () => {
   await adapter.close()
   await adapter.close()
   assert.equal(adapter.publish({ kind: 'send', to: 'x', payload: Buffer.from('x'), binary: false }), false)
-  assert.deepEqual(adapter.stats?.(), { published: 0, received: 0, dropped: 1, malformed: 0 })
+  assert.deepEqual(adapter.stats?.(), { published: 0, received: 0, dropped: 1, malformed: 0, late: 0, lost: 0, gaps: 0, publishers: 0, pendingBytes: 0 })
   await assert.rejects(adapter.clusterCount(), { code: 'FST_WS_HUB_REDIS_UNAVAILABLE' })
+})
+
+test('apps on different databases of one Redis are different clusters, for url and for a client of your own', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const prefix = uniquePrefix()
+  const db1 = await startNode(t, redisAdapter({ url: `${url}/1`, prefix }))
+  const db2 = await startNode(t, redisAdapter({ url: `${url}/2`, prefix }))
+  const own = new Redis(url, { db: 2 })
+  t.after(() => own.disconnect())
+  const db2Client = await startNode(t, redisAdapter({ client: own, prefix }))
+  const db1Again = await startNode(t, redisAdapter({ url: `${url}/1`, prefix }))
+  const [c1, c2, c2Own, c1Again] = await Promise.all([join(db1), join(db2), join(db2Client), join(db1Again)])
+
+  db1.app.hub.broadcast('to db 1')
+  db2.app.hub.broadcast('to db 2')
+  await settle(db1, [c1, c1Again])
+  await settle(db2, [c2, c2Own])
+  assert.deepEqual(c1Again.data(), ['to db 1'], 'same db: it reaches the other node')
+  assert.deepEqual(c2Own.data(), ['to db 2'], 'same db through a client of your own: it reaches it')
+  assert.deepEqual(c2.data(), ['to db 2'], 'db 2 never hears db 1')
+  assert.deepEqual(c1.data(), ['to db 1'], 'db 1 never hears db 2')
+  assert.equal(db1.app.hub.stats()['adapter.received'], 0)
+  await eventually(async () => await db1.app.hub.clusterCount() === 2 && await db2.app.hub.clusterCount() === 2, 3000, 'a count of 2 per database')
 })

@@ -3,6 +3,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 
@@ -67,6 +69,10 @@ export interface RedisServer {
   kill (): Promise<void>
   /** Starts it again on the same port, empty, and waits until it answers. */
   start (): Promise<void>
+  /** Stops it with SIGSTOP: its connections stay open and nothing answers (a stalled Redis). */
+  pause (): void
+  /** Lets a paused server go on with SIGCONT. */
+  resume (): void
 }
 
 /** Every redis-server started by this process, killed when it exits whatever happened. */
@@ -75,8 +81,11 @@ process.on('exit', () => {
   for (const child of started) child.kill('SIGKILL')
 })
 
-/** Starts `redis-server` (no persistence) on a free port or the given one, and waits until it answers PING. */
-export async function startRedisServer (port?: number): Promise<RedisServer> {
+/**
+ * Starts `redis-server` (no persistence) on a free port or the given one, and waits until it
+ * answers PING. `args` go to redis-server after the test's own (e.g. a config directive).
+ */
+export async function startRedisServer (port?: number, args: string[] = []): Promise<RedisServer> {
   port ??= await freePort()
   const url = `redis://127.0.0.1:${port}`
   let child: ChildProcess | undefined
@@ -94,8 +103,14 @@ export async function startRedisServer (port?: number): Promise<RedisServer> {
       }
       started.delete(running)
     },
+    pause () {
+      child?.kill('SIGSTOP')
+    },
+    resume () {
+      child?.kill('SIGCONT')
+    },
     async start () {
-      const spawned = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      const spawned = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], {
         stdio: 'ignore'
       })
       spawned.unref()
@@ -140,9 +155,45 @@ export async function useRedis (t: TestContext): Promise<string | undefined> {
  * A redis-server of this test's own (for tests that kill it), stopped after the test. Without the
  * binary the test is skipped with a message (failed under CI).
  */
-export async function useRedisServer (t: TestContext, port?: number): Promise<RedisServer | undefined> {
+export async function useRedisServer (t: TestContext, port?: number, args: string[] = []): Promise<RedisServer | undefined> {
   if (!hasRedisServerBinary) return unavailable(t, 'it needs a redis-server binary of its own to kill and restart, and there is none on this machine')
-  const server = await startRedisServer(port)
+  const server = await startRedisServer(port, args)
   t.after(() => server.kill())
   return server
+}
+
+/** A Node process of the test's own running an ES module script; it talks in lines of JSON on stdout. */
+export interface ScriptProcess {
+  child: ChildProcess
+  /** The next line it prints, parsed; rejects if it exits first. */
+  nextLine<T> (): Promise<T>
+}
+
+/**
+ * Runs an ES module script (plain JavaScript on the built package, no tsx, so that it starts fast)
+ * in a process of its own, from the package root; killed after the test if still alive.
+ */
+export function spawnScript (t: TestContext, script: string, env: Record<string, string>, stdin: 'ignore' | 'pipe' = 'ignore'): ScriptProcess {
+  const child = spawn(process.execPath, ['--input-type=module', '--eval', script], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: { ...process.env, ...env },
+    stdio: [stdin, 'pipe', 'inherit']
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const lines = createInterface({ input: child.stdout! })
+  const queued: string[] = []
+  lines.on('line', line => queued.push(line))
+  const exited = once(child, 'exit')
+  return {
+    child,
+    async nextLine<T> (): Promise<T> {
+      while (queued.length === 0) {
+        await Promise.race([
+          once(lines, 'line'),
+          exited.then(([code]) => { throw new Error(`child exited with ${code} before printing a line`) })
+        ])
+      }
+      return JSON.parse(queued.shift() as string) as T
+    }
+  }
 }

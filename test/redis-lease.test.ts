@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
-import { createInterface } from 'node:readline'
 import { test, type TestContext } from 'node:test'
-import { redisAdapter } from '../dist/adapters/redis.js'
+import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { join, startNode } from './adapter-contract.js'
-import { eventually, rawClient, uniquePrefix, useRedis } from './redis-env.js'
+import { eventually, rawClient, spawnScript, uniquePrefix, useRedis } from './redis-env.js'
 
 const dist = new URL('../dist/', import.meta.url)
 
@@ -19,7 +17,7 @@ const dist = new URL('../dist/', import.meta.url)
 const childScript = `
 import Fastify from 'fastify'
 import fastifyWsHub from '${new URL('index.js', dist).href}'
-import { redisAdapter } from '${new URL('adapters/redis.js', dist).href}'
+import { redisAdapter } from '${new URL('adapters/redis/index.js', dist).href}'
 
 const app = Fastify()
 await app.register(fastifyWsHub, {
@@ -45,20 +43,10 @@ interface ChildNode {
   nodeId: string
 }
 
-/** Starts test/redis-child.ts and waits until it listens; killed after the test if still alive. */
+/** Starts the child hub and waits until it listens; killed after the test if still alive. */
 async function spawnNode (t: TestContext, env: Record<string, string>): Promise<ChildNode> {
-  const child = spawn(process.execPath, ['--input-type=module', '--eval', childScript], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const lines = createInterface({ input: child.stdout! })
-  const [line] = await Promise.race([
-    once(lines, 'line') as Promise<[string]>,
-    once(child, 'exit').then(([code]) => { throw new Error(`child exited with ${code} before listening`) })
-  ])
-  const { port, nodeId } = JSON.parse(line) as { port: number, nodeId: string }
+  const { child, nextLine } = spawnScript(t, childScript, env)
+  const { port, nodeId } = await nextLine<{ port: number, nodeId: string }>()
   return { child, url: `ws://127.0.0.1:${port}`, nodeId }
 }
 
@@ -188,7 +176,12 @@ test('a lease write that Redis refuses is retried whole until it goes through, w
   const a = await startNode(t, redisAdapter({ url, prefix, leaseTtl: 600 }))
   const b = await startNode(t, redisAdapter({ url, prefix, leaseTtl: 600 }))
   await join(b, ['room'])
-  await assert.rejects(a.app.hub.clusterCount(), /WRONGTYPE/)
+  // Redis answered, with an error: still "counts unknown", with Redis's reply as the cause.
+  await assert.rejects(a.app.hub.clusterCount(), (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'FST_WS_HUB_REDIS_UNAVAILABLE')
+    assert.match(String((error.cause as Error).message), /WRONGTYPE/)
+    return true
+  })
 
   await redis.del(`${prefix}:nodes`)
   await eventually(async () => await a.app.hub.clusterCount() === 1, 2000, 'the lease to go through')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
-import { redisAdapter } from '../dist/adapters/redis.js'
+import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { join, settle, startNode, type TestNode } from './adapter-contract.js'
 import { eventually, freePort, uniquePrefix, useRedisServer, type RedisServer } from './redis-env.js'
 

@@ -10,7 +10,7 @@ import fastifyWsHub, {
   type HubAdapter,
   type NoParams
 } from '../dist/index.js'
-import { redisAdapter } from '../dist/adapters/redis.js'
+import { redisAdapter } from '../dist/adapters/redis/index.js'
 
 const app = Fastify()
 

@@ -3,7 +3,7 @@
 // what you type there is broadcast to the clients of every node.
 import Fastify from 'fastify'
 import fastifyWsHub from '../../dist/index.js'
-import { redisAdapter } from '../../dist/adapters/redis.js'
+import { redisAdapter } from '../../dist/adapters/redis/index.js'
 
 const port = Number(process.env.PORT ?? 3001)
 const name = process.env.NODE_NAME ?? `node-${port}`

@@ -1,0 +1,74 @@
+import { Redis, type RedisOptions } from 'ioredis'
+import { within } from './stall.js'
+
+/** Reconnect backoff cap: once Redis is back, a node is back within about this long. */
+const MAX_RECONNECT_DELAY = 1000
+/**
+ * Ms of silence before TCP keepalive probes start on the adapter's own connections (the OS
+ * default is two hours): a peer that vanished without a reset is then found by the kernel even
+ * on the subscription, which sends nothing of its own.
+ */
+const KEEPALIVE_DELAY = 1000
+
+/** Errors that are reported elsewhere (the connection's 'error' event) or that do not matter any more. */
+export function ignore (): void {}
+
+/** Short, capped backoff: an outage costs seconds of cross-node traffic, not minutes. */
+function reconnectDelay (attempt: number): number {
+  return Math.min(attempt * 100, MAX_RECONNECT_DELAY)
+}
+
+/**
+ * The adapter's own connection for publishes, lease writes and count queries. No offline queue
+ * and no retries: a publish made while Redis is away fails at once (and is counted) instead of
+ * waiting in a queue to be delivered late.
+ */
+export function openCommands (url: string): Redis {
+  return new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: reconnectDelay,
+    keepAlive: KEEPALIVE_DELAY
+  })
+}
+
+/** The subscription connection: unlike publishes, it must wait for Redis however long it takes. */
+export function openSubscriber (commands: Redis): Redis {
+  return commands.duplicate({
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    autoResubscribe: true,
+    lazyConnect: false
+  } satisfies Partial<RedisOptions>)
+}
+
+/** Resolves once the connection is ready. */
+export function ready (redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve()
+  // A lazyConnect client of the user's would otherwise wait for a first command that never comes.
+  if (redis.status === 'wait') redis.connect().catch(ignore)
+  return new Promise(resolve => redis.once('ready', resolve))
+}
+
+/** Resolves when `done` settles or at the connection's first error, whichever comes first. */
+export function unlessFailing (redis: Redis, done: Promise<unknown>): Promise<void> {
+  return new Promise(resolve => {
+    const finish = (): void => {
+      redis.off('error', finish)
+      resolve()
+    }
+    redis.on('error', finish)
+    done.then(finish, finish)
+  })
+}
+
+/**
+ * Quits a connection politely when it is up, at once when it is not (a QUIT would wait for
+ * Redis), and after `timeout` ms at most (a stalled Redis never answers the QUIT).
+ */
+export async function shutDown (redis: Redis, timeout: number): Promise<void> {
+  if (redis.status === 'ready') await within(redis.quit(), timeout).catch(ignore)
+  // After a QUIT this only makes sure no reconnection is pending.
+  redis.disconnect()
+}

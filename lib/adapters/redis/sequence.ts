@@ -1,0 +1,100 @@
+import type { FastifyBaseLogger } from 'fastify'
+
+/** Half the u32 range: a jump forward by less is a gap, by more a sequence that started again. */
+const HALF_RANGE = 2 ** 31
+/** A gap episode gathers the gaps of this many ms into one warning. */
+const EPISODE = 1000
+/** At most one warning per this many ms, however often gaps come. */
+const MIN_REPORT_INTERVAL = 10_000
+
+/**
+ * Finds envelopes that never arrived. Each publisher numbers its envelopes per channel (u32,
+ * wrapping); a receiver keeps the last number seen per publisher and channel, and a jump is a
+ * gap: Redis cut this node's subscription at its output-buffer limit, or the link lost them.
+ * Per channel, so that it holds when channels become per room.
+ */
+export class SequenceTracker {
+  /** Envelopes that never arrived. */
+  lost = 0
+  /** Jumps in a sequence: each is one or more lost envelopes in a row. */
+  gaps = 0
+  /** publisher node id → channel → last sequence number seen. */
+  readonly #last = new Map<string, Map<string, number>>()
+
+  /**
+   * Notes an envelope's number.
+   * @returns how many envelopes of this publisher and channel are missing just before it
+   */
+  see (publisher: string, channel: string, sequence: number): number {
+    let channels = this.#last.get(publisher)
+    if (channels === undefined) {
+      channels = new Map()
+      this.#last.set(publisher, channels)
+    }
+    const last = channels.get(channel)
+    channels.set(channel, sequence)
+    if (last === undefined) return 0
+    const missing = ((sequence - last) >>> 0) - 1
+    // 0: the next one. Below 0 or a jump of half the range: not a gap but a sequence that went
+    // back (a publisher that restarted under the same id), counted from here on.
+    if (missing <= 0 || missing >= HALF_RANGE) return 0
+    this.lost += missing
+    this.gaps++
+    return missing
+  }
+
+  /** Publishers tracked now. */
+  get size (): number {
+    return this.#last.size
+  }
+
+  /** Ids of the publishers tracked now. */
+  publishers (): string[] {
+    return [...this.#last.keys()]
+  }
+
+  /** Stops tracking a publisher (its lease is gone: it is not coming back under this id). */
+  forget (publisher: string): void {
+    this.#last.delete(publisher)
+  }
+}
+
+/**
+ * Logs lost envelopes once per episode rather than once per gap: a node that falls behind loses
+ * a run of envelopes from every publisher at once, and one warning says it all.
+ */
+export class GapReporter {
+  readonly #log: FastifyBaseLogger
+  /** Lost envelopes per publisher in the episode under way. */
+  #pending = new Map<string, number>()
+  #timer: NodeJS.Timeout | undefined
+  #lastReportAt = Number.NEGATIVE_INFINITY
+
+  constructor (log: FastifyBaseLogger) {
+    this.#log = log
+  }
+
+  /** Adds a gap to the episode under way, or starts one. */
+  note (publisher: string, lost: number): void {
+    this.#pending.set(publisher, (this.#pending.get(publisher) ?? 0) + lost)
+    if (this.#timer !== undefined) return
+    const delay = Math.max(EPISODE, this.#lastReportAt + MIN_REPORT_INTERVAL - Date.now())
+    this.#timer = setTimeout(() => this.report(), delay).unref()
+  }
+
+  /** Logs the episode under way, if any (at its end, or at close so that no loss goes unsaid). */
+  report (): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (this.#pending.size === 0) return
+    const publishers = Object.fromEntries(this.#pending)
+    this.#pending = new Map()
+    this.#lastReportAt = Date.now()
+    let lost = 0
+    for (const count of Object.values(publishers)) lost += count
+    const ids = Object.keys(publishers)
+    const from = ids.length === 1 ? `node ${ids[0] as string}` : `${ids.length} nodes`
+    this.#log.warn({ lost, publishers },
+      `fastify-ws-hub redis: ${lost} envelopes from ${from} never arrived: this node fell behind and Redis cut its subscription (client-output-buffer-limit pubsub), or the link lost them`)
+  }
+}

@@ -1,0 +1,27 @@
+/** Counters of the Redis adapter, in `hub.stats()` as `adapter.<name>`. */
+export interface RedisAdapterStats {
+  /** Envelopes Redis accepted (one PUBLISH each). */
+  published: number
+  /** Envelopes from other nodes delivered here. */
+  received: number
+  /**
+   * Envelopes not sent: Redis unreachable or stalled, or more than `maxPendingBytes` waiting for
+   * it (never queued, never replayed).
+   */
+  dropped: number
+  /** Messages on the channel that are not envelopes of this adapter; ignored. */
+  malformed: number
+  /** Envelopes from other nodes that came more than `maxDeliveryDelay` after their publish: dropped. */
+  late: number
+  /** Envelopes from other nodes that never came (a jump in a publisher's sequence numbers). */
+  lost: number
+  /** Jumps in other nodes' sequence numbers: each is a run of one or more lost envelopes. */
+  gaps: number
+  /** Now (not a counter): other nodes whose sequence numbers this node tracks; forgotten when their lease is gone. */
+  publishers: number
+  /** Now (not a counter): bytes of envelopes handed to Redis and not yet acknowledged; at most `maxPendingBytes`. */
+  pendingBytes: number
+}
+
+/** The counters the adapter increments itself (the others are derived when `stats()` is read). */
+export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'dropped' | 'malformed' | 'late'>
