@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { WebsocketServerPingMsg, type Client } from '../dist/index.js'
 import { connect, createApp, listen, nextTurn, sleep, stopReading, waitFor } from './helpers.js'
+import { RawClient } from './raw-client.js'
 
 test('a client that stops answering pings is terminated within (maxFailures + 1) x interval', async (t) => {
   const interval = 100
@@ -12,13 +13,15 @@ test('a client that stops answering pings is terminated within (maxFailures + 1)
     url: '/ws',
     onClose (client, code) { closes.push({ code, failures: client.heartbeatFailures }) }
   })
-  const url = await listen(app)
+  const { port } = new URL(await listen(app))
   const started = Date.now()
-  const dead = await connect(`${url}/ws`, { autoPong: false })
-  const pings: string[] = []
-  dead.socket.on('ping', (payload: Buffer) => pings.push(payload.toString()))
+  // A raw client never answers pings, and sees every frame from the upgrade response on (a ping
+  // may arrive with it).
+  const dead = await RawClient.upgrade(Number(port), '/ws')
+  t.after(() => dead.destroy())
   const { code } = await dead.closed
   const elapsed = Date.now() - started
+  const pings = dead.frames.filter(frame => frame.opcode === 9).map(frame => frame.payload.toString())
   // What the client saw: dropped without a close frame, after maxFailures unanswered pings (one
   // more at most, should a sweep land between its pings and the terminating one).
   assert.equal(code, 1006)
