@@ -63,9 +63,12 @@ export function closed (socket: WebSocket): Promise<void> {
   return new Promise(resolve => socket.once('close', () => resolve()))
 }
 
-async function cycle (url: string, room: string, ending: number, result: ChurnResult): Promise<void> {
+async function cycle (url: string, room: string, ending: number, result: ChurnResult, closing: Set<Promise<void>>): Promise<void> {
   const socket = await openClient(url)
   socket.on('error', () => {})
+  // A cycle may leave before its socket has closed (a close not waited for): the run waits for it.
+  const done: Promise<void> = closed(socket).then(() => { closing.delete(done) })
+  closing.add(done)
   try {
     await exchange(socket, room, ending, result)
   } catch (error) {
@@ -100,18 +103,20 @@ async function exchange (socket: WebSocket, room: string, ending: number, result
 
 /**
  * Runs `concurrency` clients in loops for `durationMs`: each connects, joins a room, gets a room
- * broadcast back and disconnects, then starts again. Every loop ends at the deadline.
+ * broadcast back and disconnects, then starts again. Every loop ends at the deadline; the run
+ * resolves once every socket it opened has closed (so none holds ws's close timer any more).
  */
 export async function churn (options: ChurnOptions): Promise<ChurnResult> {
   const { url, concurrency, durationMs, rooms = 20, seed = 42 } = options
   const random = prng(seed)
   const result: ChurnResult = { cycles: 0, echoes: 0, failures: 0, errors: [] }
   const deadline = Date.now() + durationMs
+  const closing = new Set<Promise<void>>()
   async function worker (): Promise<void> {
     while (Date.now() < deadline) {
       const room = `room-${Math.floor(random() * rooms)}`
       try {
-        await cycle(url, room, Math.floor(random() * 3), result)
+        await cycle(url, room, Math.floor(random() * 3), result, closing)
         result.cycles++
       } catch (error) {
         result.failures++
@@ -120,5 +125,6 @@ export async function churn (options: ChurnOptions): Promise<ChurnResult> {
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
+  await Promise.all(closing)
   return result
 }

@@ -94,3 +94,30 @@ export function sleep (ms: number): Promise<void> {
 }
 
 export { once }
+
+/** Polls an async condition until it holds, or fails after `timeoutMs`. */
+export async function waitForAsync (condition: () => Promise<boolean>, timeoutMs = 2000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+/** Resolves with what `promise` resolves with, or fails after `timeoutMs`. */
+export async function within<T> (promise: Promise<T>, timeoutMs: number, what = 'promise'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs)
+  })
+  try {
+    return await Promise.race([promise, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Resolves in the next event-loop turn (after pending I/O callbacks). */
+export function nextTurn (): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve))
+}

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { deflateRawSync } from 'node:zlib'
 import type { FastifyWsHubOptions } from '../dist/index.js'
-import { connect, createApp, waitFor, type TestClient } from './helpers.js'
+import { connect, createApp, waitFor, within, type TestClient } from './helpers.js'
 import { closeFrame, frame, mib, RawClient, textFrame, upgradeRequest } from './raw-client.js'
 import { fullGc, heapAfterGc } from './probes.js'
 
@@ -39,7 +39,27 @@ async function frameApp (t: TestContext, hubOptions: FastifyWsHubOptions = {}) {
   return { app, port, raw, received, errors, closeCodes, url: `ws://127.0.0.1:${port}` }
 }
 
-test('maxPayload: a message of exactly maxPayload bytes is accepted; one byte more gets 1009 within 100 ms, and 50 other clients are untouched', async (t) => {
+/** Resolves once a flooding client's socket drained, closed, or `timeoutMs` passed, whichever comes first. */
+async function drainOrClose (client: RawClient, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  let onDrain: (() => void) | undefined
+  await Promise.race([
+    new Promise<void>(resolve => { onDrain = resolve; client.socket.once('drain', onDrain) }),
+    client.closed,
+    new Promise<void>(resolve => { timer = setTimeout(resolve, Math.max(0, timeoutMs)) })
+  ])
+  clearTimeout(timer)
+  if (onDrain !== undefined) client.socket.off('drain', onDrain)
+}
+
+/** Whether a raw client has seen its close (a close frame or the socket's end), read synchronously. */
+function closedFlag (client: RawClient): () => boolean {
+  let closed = false
+  client.closed.then(() => { closed = true }, () => {})
+  return () => closed
+}
+
+test('maxPayload: a message of exactly maxPayload bytes is accepted; one byte more gets 1009 at once, and 50 other clients are untouched', async (t) => {
   const { app, raw, received, url } = await frameApp(t)
   const maxPayload = 65_535 // the default
   const others: TestClient[] = await Promise.all(Array.from({ length: 50 }, () => connect(`${url}/ws`)))
@@ -56,7 +76,9 @@ test('maxPayload: a message of exactly maxPayload bytes is accepted; one byte mo
   client.mark()
   const close = await client.closed
   assert.equal(close.code, 1009)
-  assert.ok(close.elapsed < 100, `closed ${close.elapsed} ms after the write, expected < 100`)
+  // At once: on reading the frame's header, not by a timer (the shortest a hub timer waits here is
+  // seconds). The bound leaves room for a loaded machine's scheduling.
+  assert.ok(close.elapsed < 1000, `closed ${close.elapsed} ms after the write, expected < 1000`)
   assert.equal(received.length, 1, 'the oversized message never reached onMessage')
 
   await waitFor(() => app.hub.onlineCount() === 50, 2000, 'the oversized client to leave')
@@ -124,11 +146,15 @@ test('200k empty fragments without FIN are cut by ws\'s fragment limit (1008) wi
   client.mark()
   let sent = 0
   const closeSeen = (): boolean => client.frames.some(f => f.opcode === 8)
-  while (sent < 200_000 && !closeSeen() && !client.socket.destroyed) {
-    if (!client.write(batch)) await new Promise(resolve => client.socket.once('drain', resolve))
+  const closed = closedFlag(client)
+  // ws's limit is 16,384 fragments: 200k is far past it, however fast either side runs.
+  while (sent < 200_000 && !closeSeen() && !closed() && !client.socket.destroyed) {
+    if (!client.write(batch)) {
+      await drainOrClose(client, 10_000)
+    }
     sent += 1000
   }
-  const close = await client.closed
+  const close = await within(client.closed, 10_000, 'the close after the fragment limit')
   const rssGrowth = process.memoryUsage().rss - rssBefore
   assert.equal(close.code, 1008)
   assert.equal(close.reason, '')
@@ -145,29 +171,29 @@ test('a ping flood from a client that never reads the pongs is terminated by ws 
   const ping = frame({ opcode: 9, payload: Buffer.alloc(125, 0x70) })
   const batch = Buffer.concat(Array.from({ length: 1000 }, () => ping))
   let sent = 0
+  const closed = closedFlag(client)
   const start = performance.now()
-  // At most 200k pings (26 MB); the server gives up long before.
-  while (sent < 200_000 && !client.socket.destroyed && client.socket.writable) {
+  // Flood until the server drops the flooder, for at most 10 s: how many pings that takes depends
+  // on the kernel's buffer sizes, not on the hub.
+  const deadline = Date.now() + 10_000
+  while (!closed() && Date.now() < deadline && !client.socket.destroyed && client.socket.writable) {
     if (!client.write(batch)) {
-      const drained = await Promise.race([
-        new Promise(resolve => client.socket.once('drain', () => resolve(true))),
-        client.closed.then(() => false)
-      ])
-      if (!drained) break
+      await drainOrClose(client, deadline - Date.now())
     }
     sent += 1000
   }
-  await waitFor(() => app.hub.onlineCount() === 0, 5000, 'the flooding client to be dropped')
   const elapsed = Math.round(performance.now() - start)
+  await waitFor(closed, 1000, 'the socket to close').catch(() => {})
+  assert.ok(closed(), `the server did not drop the flooder within 10 s (${sent} pings written)`)
+  await waitFor(() => app.hub.onlineCount() === 0, 5000, 'the flooding client to be dropped')
   const rssGrowth = process.memoryUsage().rss - rssBefore
-  assert.ok(sent < 200_000, 'the server dropped the flooder before the end of the flood')
   assert.deepEqual(closeCodes, [1006], 'terminated: no close handshake with a peer that does not read')
   assert.equal(errors.size, 0, 'not a protocol error')
   assert.ok(rssGrowth < 50 * 1024 * 1024, `RSS grew ${mib(rssGrowth)} MiB`)
   t.diagnostic(`flooder dropped after ${elapsed} ms and ${sent} pings written (${mib(sent * ping.length)} MiB); RSS ${rssGrowth >= 0 ? '+' : ''}${mib(rssGrowth)} MiB`)
 })
 
-test('an upgrade with 2001 headers is refused (400 when Node drops the handshake headers, 431 over its header size) and the server keeps serving; ws is >= 8.23.0', async (t) => {
+test('an upgrade with 2001 headers is refused (400 when Node drops the handshake headers, 431 where Node refuses that many or that much) and the server keeps serving; ws is >= 8.23.0', async (t) => {
   const { port, url } = await frameApp(t)
   const require = createRequire(import.meta.url)
   const wsVersion: string = require('ws/package.json').version
@@ -177,12 +203,16 @@ test('an upgrade with 2001 headers is refused (400 when Node drops the handshake
     assert.ok(major > 8 || (major === 8 && minor >= 23), `ws ${version} must be >= 8.23.0`)
   }
 
-  // Short headers, the websocket ones last: Node keeps only the first headers and ws sees no Upgrade.
-  const junk = Array.from({ length: 2001 }, (_, i) => `x${i}: v`)
+  // Short headers, the websocket ones last, under Node's 16 KiB header limit. Node 20 keeps only
+  // the first 2000 headers, so ws sees no Upgrade: 400. Node 22.23 refuses a request of more than
+  // 1000 headers outright, whatever their size: 431. Refused either way, never upgraded.
+  const junk = Array.from({ length: 2001 }, () => 'x: v')
   const standard = upgradeRequest('/ws', `127.0.0.1:${port}`).split('\r\n').slice(1, 7)
   const request = ['GET /ws HTTP/1.1', ...junk, ...standard, '', ''].join('\r\n')
+  assert.ok(request.length < 16 * 1024, `${request.length} bytes of short headers`)
   const short = await RawClient.open(port, '/ws', {}, request)
-  assert.equal(await short.response, 400)
+  const shortStatus = await short.response
+  assert.ok([400, 431].includes(shortStatus), `short headers answered ${shortStatus}`)
   // Long headers: over Node's 16 KiB header limit.
   const long = await RawClient.open(port, '/ws', {}, upgradeRequest('/ws', `127.0.0.1:${port}`, {}, junk.map(line => `${line}${'v'.repeat(8)}`)))
   assert.equal(await long.response, 431)
@@ -190,7 +220,7 @@ test('an upgrade with 2001 headers is refused (400 when Node drops the handshake
   const fresh = await connect(`${url}/ws`)
   assert.equal((await fresh.received(1)).length, 1)
   fresh.socket.close()
-  t.diagnostic(`ws ${wsVersion} (the one @fastify/websocket loads: ${fromPlugin}); ${request.length} bytes of short headers: 400, ${junk.length} long headers: 431`)
+  t.diagnostic(`ws ${wsVersion} (the one @fastify/websocket loads: ${fromPlugin}); ${request.length} bytes of short headers: ${shortStatus}, ${junk.length} long headers: 431`)
 })
 
 test('permessage-deflate: a compression bomb (8 MiB inflating from a few KiB) gets 1009 and the heap stays bounded', async (t) => {
