@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifySchema, onRequestHookHandler } from 'fastify'
 import type { Client, ClientParams } from './client.js'
-import type { HubCore } from './hub-core.js'
+import type { HubCore, TypedRouteDescription } from './hub-core.js'
 import { encodeMessage, type EncodedMessage, type OutgoingMessage } from './message.js'
 import { registerHubRoute, type AnyHubRouteOptions, type HubRouteOptions, type NoParams } from './route.js'
 import type { HubStats } from './stats.js'
@@ -41,6 +41,14 @@ export class Hub<TEvents extends object = HubEvents> {
   /** This process's open clients, by id. */
   get clients (): ReadonlyMap<string, Client> {
     return this.#core.clients
+  }
+
+  /**
+   * The schemas of every typed route of the hub (full path, messages, events, replies), in
+   * registration order: what a protocol document (AsyncAPI) or a client generator is built from.
+   */
+  get typedRoutes (): readonly TypedRouteDescription[] {
+    return this.#core.typedRoutes
   }
 
   /** Unique id of this node (process) in the cluster. */

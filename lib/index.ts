@@ -44,6 +44,7 @@ export type {
 export type { OutgoingMessage } from './message.js'
 export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.js'
 export type { HubStats } from './stats.js'
+export type { TypedRouteDescription } from './hub-core.js'
 export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope } from './adapters/adapter.js'
 export { memoryAdapter, MemoryBus } from './adapters/memory.js'
 export type { MemoryAdapterOptions } from './adapters/memory.js'

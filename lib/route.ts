@@ -29,7 +29,7 @@ export type NoParams = Record<string, never>
 export type HubRouteFastifyOptions = Omit<RouteShorthandOptions, 'onError' | 'schema' | 'handler' | 'websocket' | 'wsHandler'>
 
 /** The client of a route, as its hooks and handlers see it: params, upgrade request and events typed from the route. */
-export type RouteClient<TParams extends ClientParams, S extends FastifySchema, E> = Client<TParams, HubUpgradeRequest<S>, RouteEvents<E>>
+export type RouteClient<TParams extends ClientParams, S extends FastifySchema, E extends SchemaMap> = Client<TParams, HubUpgradeRequest<S>, RouteEvents<E>>
 
 /**
  * Options of `hub.route()`.

@@ -25,7 +25,7 @@ export type ReplySchemas<M> = { [K in keyof M]?: TSchema }
 export interface HubEvents {}
 
 /** The static payload of each schema of a map. */
-export type StaticMap<M> = { [K in keyof M]: M[K] extends TSchema ? Static<M[K]> : never }
+export type StaticMap<M extends SchemaMap> = { [K in keyof M]: Static<M[K]> }
 
 /** The event type names of an events map. */
 export type EventType<TEvents> = keyof TEvents & string
@@ -34,7 +34,7 @@ export type EventType<TEvents> = keyof TEvents & string
  * The events a route's clients may be sent, statically: the route's own `events`, or `HubEvents`
  * for a route that declares none.
  */
-export type RouteEvents<E> = [keyof E] extends [never] ? HubEvents : StaticMap<E>
+export type RouteEvents<E extends SchemaMap> = [keyof E] extends [never] ? HubEvents : StaticMap<E>
 
 /** What the handler of message type `K` may return: the declared reply (or a promise of it), or anything without one. */
 export type HandlerResult<R, K> = K extends keyof R
@@ -42,15 +42,15 @@ export type HandlerResult<R, K> = K extends keyof R
   : unknown
 
 /** A route's `handlers`: exactly one per declared message type, each given that type's static data. */
-export type MessageHandlers<M, R, TClient> = {
-  [K in keyof M]-?: (client: TClient, data: M[K] extends TSchema ? Static<M[K]> : never) => HandlerResult<R, K>
+export type MessageHandlers<M extends SchemaMap, R, TClient> = {
+  [K in keyof M]-?: (client: TClient, data: Static<M[K]>) => HandlerResult<R, K>
 }
 
 /** The static data of each incoming message type of a route definition (`typeof chatRoute`). */
-export type MessagesOf<Route> = Route extends { messages?: infer M } ? StaticMap<NonNullable<M>> : never
+export type MessagesOf<Route> = Route extends { messages?: infer M extends SchemaMap } ? StaticMap<M> : never
 
 /** The static payload of each event type of a route definition (`typeof chatRoute`). */
-export type EventsOf<Route> = Route extends { events?: infer E } ? StaticMap<NonNullable<E>> : never
+export type EventsOf<Route> = Route extends { events?: infer E extends SchemaMap } ? StaticMap<E> : never
 
 /**
  * The static reply of each incoming message type of a route definition: the declared reply's type,
