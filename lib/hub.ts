@@ -10,8 +10,11 @@ import { encodeEvent, type EventType, type HubEvents, type NoSchemas, type Reply
 export interface BroadcastOptions {
   /** Only members of this room, or of any of these rooms (each client once). */
   room?: string | readonly string[]
-  /** A client (or client id) that must not receive it, typically the sender. */
-  except?: Client | string
+  /**
+   * A client (or client id) that must not receive it, typically the sender. Any client, whatever
+   * its route's params and events (only its `id` is read).
+   */
+  except?: { readonly id: string } | string
 }
 
 /**

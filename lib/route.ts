@@ -71,7 +71,8 @@ export interface HubRouteOptions<
    * Its return value (or what its promise resolves to) is the reply when the message carried an `id`.
    * One that throws answers an error frame and calls `onError`; the client stays open.
    */
-  handlers?: NoInfer<MessageHandlers<M, R, RouteClient<TParams, S, E>>>
+  // Without messages there is nothing to handle: `never` rather than `{}`, which would take any object.
+  handlers?: NoInfer<[keyof M] extends [never] ? never : MessageHandlers<M, R, RouteClient<TParams, S, E>>>
   /** Runs once the client is registered and has been sent the handshake message. */
   onOpen?: (client: RouteClient<TParams, S, E>) => void | Promise<void>
   /**
