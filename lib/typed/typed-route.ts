@@ -56,16 +56,18 @@ export function compileTypedRoute (core: HubCore, options: TypedRouteOptions): C
 
   const registry = eventRegistryOf(core)
   const eventEntries = registry.prepare(events ?? {})
+  // Without messages there are no handlers nor replies (refused above): these loops then see none.
+  const declared = messages ?? {}
   for (const type of Object.keys(handlers)) {
-    if (!Object.hasOwn(messages ?? {}, type)) throw new InvalidRouteError(`handlers.${type}`, `"${type}" is not a declared message type`)
+    if (!Object.hasOwn(declared, type)) throw new InvalidRouteError(`handlers.${type}`, `"${type}" is not a declared message type`)
     if (typeof handlers[type] !== 'function') throw new InvalidRouteError(`handlers.${type}`, 'expected a function')
   }
   for (const type of Object.keys(replies)) {
-    if (!Object.hasOwn(messages ?? {}, type)) throw new InvalidRouteError(`replies.${type}`, `"${type}" is not a declared message type`)
+    if (!Object.hasOwn(declared, type)) throw new InvalidRouteError(`replies.${type}`, `"${type}" is not a declared message type`)
   }
 
   const entries = new Map<string, MessageEntry>()
-  for (const [type, schema] of Object.entries(messages ?? {})) {
+  for (const [type, schema] of Object.entries(declared)) {
     const option = `messages.${type}`
     if (type === 'error') throw new InvalidRouteError(option, '"error" is the type of error frames; give the message another name')
     const handler = handlers[type]
