@@ -7,6 +7,7 @@ import type { HubCore } from './hub-core.js'
 import type { RouteHandlers } from './read-loop.js'
 import { CloseCode } from './constants.js'
 import { encodeMessage, type OutgoingMessage } from './message.js'
+import { encodeEvent, type EventType, type HubEvents } from './typed/index.js'
 
 /** Where a client is in its life: `open` until a close starts, `closing` until the socket ends. */
 export type ClientState = 'open' | 'closing' | 'closed'
@@ -33,13 +34,18 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set()
  * object from `onOpen` to `onClose`; `params` holds what `onUpgrade` returned for this request.
  * @typeParam TParams the custom params, typed by the route's `params` schema
  * @typeParam TRequest the upgrade request, typed by the route's `schema` (its query, params, headers)
+ * @typeParam TEvents the events it may be sent, by type: its route's `events` (`HubEvents` for a route without)
  */
-export class Client<TParams extends ClientParams = Record<string, unknown>, TRequest extends FastifyRequest = PlainUpgradeRequest> {
+export class Client<
+  TParams extends ClientParams = Record<string, unknown>,
+  TRequest extends FastifyRequest = PlainUpgradeRequest,
+  TEvents extends object = HubEvents
+> {
   /** Unique id (a random UUID), unique across every node of a cluster. */
   // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
   readonly id: string = Buffer.from(randomUUID(), 'latin1').toString('latin1')
-  /** The hub this client belongs to. */
-  readonly hub: Hub
+  /** The hub this client belongs to; its `broadcastEvent` takes the events of this client's route. */
+  readonly hub: Hub<TEvents>
   /** The custom params `onUpgrade` returned, typed from the route's `params` schema. */
   readonly params: TParams
   /** The upgrade request (its `id`, `query`, `headers`, decorators), typed from the route's `schema`. */
@@ -88,12 +94,14 @@ export class Client<TParams extends ClientParams = Record<string, unknown>, TReq
   /** @internal timestamps of messages in the current rate-limit window */
   _windowStart = 0
   /** @internal */ _windowCount = 0
+  /** @internal invalid frames this client sent to a typed route */
+  _invalidMessages = 0
   /** @internal remote address, kept to release its per-IP slot ('' when addresses are not counted) */
   _ip: string
   #log: FastifyBaseLogger | undefined
 
   /** @internal clients are created by the hub when an upgrade succeeds */
-  constructor (core: HubCore, hub: Hub, socket: WebSocket, request: TRequest, params: TParams, handlers: RouteHandlers, ip: string) {
+  constructor (core: HubCore, hub: Hub<TEvents>, socket: WebSocket, request: TRequest, params: TParams, handlers: RouteHandlers, ip: string) {
     this._core = core
     this.hub = hub
     this.socket = socket
@@ -139,6 +147,19 @@ export class Client<TParams extends ClientParams = Record<string, unknown>, TReq
   send (data: OutgoingMessage): boolean {
     if (this._state !== 'open') return false
     return this._core.writeMessage(this.#untyped, encodeMessage(data))
+  }
+
+  /**
+   * Sends one event of a typed route, `{"type":T,"data":D}`, serialised by the event's compiled
+   * serialiser (only the schema's properties are written). Ordered with every other frame to this client.
+   * @returns `false` when the client is not open, or is a slow consumer and the event was dropped
+   * @throws {UnknownEventError} when no typed route of the hub declares the type
+   * @throws {InvalidEventError} when the data does not fit the event's schema (see `validateEvents`)
+   */
+  sendEvent<K extends EventType<TEvents>> (type: K, data: TEvents[K]): boolean {
+    const message = encodeEvent(this._core, type, data)
+    if (this._state !== 'open') return false
+    return this._core.writeMessage(this.#untyped, message)
   }
 
   /** Joins a room; broadcasts with `{ room }` reach it from now on. Left automatically on close. */

@@ -45,3 +45,11 @@ export const WebsocketAfterHubError = createError<'FST_WS_HUB_WEBSOCKET_AFTER_HU
   'FST_WS_HUB_WEBSOCKET_AFTER_HUB',
   '@fastify/websocket was registered after fastify-ws-hub, which registers it when it is missing: register @fastify/websocket before the hub (the hub then uses it and its options), or leave it to the hub and pass its options as the hub\'s `websocket` option',
   500)
+
+/** `sendEvent` or `broadcastEvent` named an event type that no typed route of the hub declares. */
+export const UnknownEventError = createError<'FST_WS_HUB_UNKNOWN_EVENT', 500, [string, string]>(
+  'FST_WS_HUB_UNKNOWN_EVENT', 'No typed route of this hub declares the event "%s" (declared: %s)', 500, TypeError)
+
+/** An event's (or a reply's) data does not match its schema, checked with `validateEvents` or found by its serialiser. */
+export const InvalidEventError = createError<'FST_WS_HUB_INVALID_EVENT', 500, [string, string]>(
+  'FST_WS_HUB_INVALID_EVENT', 'The data of "%s" does not match its schema: %s', 500, TypeError)

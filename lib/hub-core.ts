@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import type { TSchema } from '@sinclair/typebox'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HubAdapter, HubEnvelope, HubNode } from './adapters/adapter.js'
 import { memoryAdapter } from './adapters/memory.js'
@@ -14,6 +15,21 @@ import type { ResolvedHubOptions } from './options.js'
 import { createCounters, type HubStats } from './stats.js'
 
 const OPEN = 1
+
+/**
+ * A typed route's schemas as it was registered: what the hub can describe of its protocol (an
+ * AsyncAPI document). Plain data, so that the core knows nothing of how typed routes run.
+ */
+export interface TypedRouteDescription {
+  /** The route's full path, the registering plugin's prefix included. */
+  readonly url: string
+  /** Incoming message schemas, by type. */
+  readonly messages: Readonly<Record<string, TSchema>>
+  /** Outgoing event schemas, by type. */
+  readonly events: Readonly<Record<string, TSchema>>
+  /** Reply schemas, by incoming message type (only the declared ones). */
+  readonly replies: Readonly<Record<string, TSchema>>
+}
 
 /**
  * The state every view of a hub shares: clients, rooms, counters, and the one place where frames
@@ -42,6 +58,8 @@ export class HubCore implements HubNode {
   #upgradesSettled: (() => void) | undefined
   /** Grows at every change of the clients or of a room's members: lets an adapter skip unchanged state cheaply. */
   membershipVersion = 0
+  /** Every typed route registered on this hub, in registration order. */
+  readonly typedRoutes: TypedRouteDescription[] = []
   /** The app's root view of the hub: what `client.hub` is. Set by the plugin. */
   hub: Hub | undefined
   #broadcastMark = 0

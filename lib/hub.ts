@@ -1,24 +1,30 @@
 import type { FastifyInstance, FastifySchema, onRequestHookHandler } from 'fastify'
 import type { Client, ClientParams } from './client.js'
-import type { HubCore } from './hub-core.js'
-import { encodeMessage, type OutgoingMessage } from './message.js'
-import { registerHubRoute, type HubRouteOptions, type NoParams } from './route.js'
+import type { HubCore, TypedRouteDescription } from './hub-core.js'
+import { encodeMessage, type EncodedMessage, type OutgoingMessage } from './message.js'
+import { registerHubRoute, type AnyHubRouteOptions, type HubRouteOptions, type NoParams } from './route.js'
 import type { HubStats } from './stats.js'
+import { encodeEvent, type EventType, type HubEvents, type NoSchemas, type ReplySchemas, type SchemaMap } from './typed/index.js'
 
 /** Who a broadcast reaches. */
 export interface BroadcastOptions {
   /** Only members of this room, or of any of these rooms (each client once). */
   room?: string | readonly string[]
-  /** A client (or client id) that must not receive it, typically the sender. */
-  except?: Client | string
+  /**
+   * A client (or client id) that must not receive it, typically the sender. Any client, whatever
+   * its route's params and events (only its `id` is read).
+   */
+  except?: { readonly id: string } | string
 }
 
 /**
  * The hub, as `fastify.hub` and `client.hub`. Every encapsulation context sees its own view of
  * the one hub of the app: they share clients, rooms and counters, and `route()` registers the
  * route in the context whose view it is called on (its prefix, hooks and decorators).
+ * @typeParam TEvents the events `broadcastEvent` takes: `HubEvents` on `app.hub`, a route's own
+ * `events` on `client.hub` inside that route's hooks and handlers
  */
-export class Hub {
+export class Hub<TEvents extends object = HubEvents> {
   readonly #core: HubCore
   readonly #instance: FastifyInstance
   readonly #admission: onRequestHookHandler
@@ -38,6 +44,14 @@ export class Hub {
   /** This process's open clients, by id. */
   get clients (): ReadonlyMap<string, Client> {
     return this.#core.clients
+  }
+
+  /**
+   * The schemas of every typed route of the hub (full path, messages, events, replies), in
+   * registration order: what a protocol document (AsyncAPI) or a client generator is built from.
+   */
+  get typedRoutes (): readonly TypedRouteDescription[] {
+    return this.#core.typedRoutes
   }
 
   /** Unique id of this node (process) in the cluster. */
@@ -73,7 +87,22 @@ export class Hub {
    * @throws {UnserializableMessageError} when the value has no JSON form
    */
   broadcast (data: OutgoingMessage, options?: BroadcastOptions): number {
-    const message = encodeMessage(data)
+    return this.#broadcastEncoded(encodeMessage(data), options)
+  }
+
+  /**
+   * Sends an event of the typed routes, `{"type":T,"data":D}`, to every open client (or to the
+   * members of `room`) on every node, as `broadcast` does: serialised once by the event's compiled
+   * serialiser, framed once per node. It reaches the clients of every route, typed or not.
+   * @returns the number of local clients it was written to
+   * @throws {UnknownEventError} when no typed route of the hub declares the type
+   * @throws {InvalidEventError} when the data does not fit the event's schema (see `validateEvents`)
+   */
+  broadcastEvent<K extends EventType<TEvents>> (type: K, data: TEvents[K], options?: BroadcastOptions): number {
+    return this.#broadcastEncoded(encodeEvent(this.#core, type, data), options)
+  }
+
+  #broadcastEncoded (message: EncodedMessage, options: BroadcastOptions | undefined): number {
     const room = options?.room
     const rooms = room === undefined ? undefined : typeof room === 'string' ? [room] : room
     const except = options?.except
@@ -103,13 +132,18 @@ export class Hub {
   }
 
   /**
-   * Registers a websocket route in this view's encapsulation context.
+   * Registers a websocket route in this view's encapsulation context. With `messages` it is a
+   * typed route: its text frames are checked JSON messages dispatched to `handlers`.
    * @throws {InvalidRouteError} naming the route option that is wrong
    */
-  route<TParams extends ClientParams = NoParams, const S extends FastifySchema = FastifySchema> (
-    options: HubRouteOptions<TParams, S>
-  ): this {
-    registerHubRoute(this.#instance, this.#core, this, this.#admission, options as unknown as HubRouteOptions<ClientParams>)
+  route<
+    TParams extends ClientParams = NoParams,
+    const S extends FastifySchema = FastifySchema,
+    M extends SchemaMap = NoSchemas,
+    E extends SchemaMap = NoSchemas,
+    R extends ReplySchemas<M> = NoSchemas
+  > (options: HubRouteOptions<TParams, S, M, E, R>): this {
+    registerHubRoute(this.#instance, this.#core, this as Hub, this.#admission, options as unknown as AnyHubRouteOptions)
     return this
   }
 }

@@ -10,21 +10,41 @@ export {
   AlreadyRegisteredError,
   HandlerError,
   InvalidOptionError,
+  InvalidEventError,
   InvalidParamsError,
   InvalidRouteError,
   OriginForbiddenError,
   TooManyConnectionsError,
   TooManyConnectionsPerIpError,
+  UnknownEventError,
   UnserializableMessageError
 } from './errors.js'
 export { Client } from './client.js'
 export type { ClientParams, ClientState, PlainUpgradeRequest } from './client.js'
 export { Hub } from './hub.js'
 export type { BroadcastOptions } from './hub.js'
-export type { HubRouteOptions, HubRouteFastifyOptions, HubUpgradeRequest, NoParams } from './route.js'
+export type { HubRouteOptions, HubRouteFastifyOptions, HubUpgradeRequest, NoParams, RouteClient } from './route.js'
+export { defineRoute } from './typed/index.js'
+export type {
+  EventType,
+  EventsOf,
+  HandlerResult,
+  HubEvents,
+  MessageHandlers,
+  MessageId,
+  MessagesOf,
+  NoSchemas,
+  RepliesOf,
+  ReplySchemas,
+  RouteEvents,
+  SchemaMap,
+  StaticMap,
+  WireErrorCode
+} from './typed/index.js'
 export type { OutgoingMessage } from './message.js'
 export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.js'
 export type { HubStats } from './stats.js'
+export type { TypedRouteDescription } from './hub-core.js'
 export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope } from './adapters/adapter.js'
 export { memoryAdapter, MemoryBus } from './adapters/memory.js'
 export type { MemoryAdapterOptions } from './adapters/memory.js'

@@ -26,6 +26,14 @@ export function encodeMessage (data: unknown): EncodedMessage {
   if (Buffer.isBuffer(data)) return { payload: Buffer.from(data), binary: true }
   if (data instanceof ArrayBuffer) return { payload: Buffer.from(new Uint8Array(data)), binary: true }
   if (ArrayBuffer.isView(data)) return { payload: Buffer.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)), binary: true }
+  return { payload: Buffer.from(toJson(data), 'utf8'), binary: false }
+}
+
+/**
+ * The JSON text of a value.
+ * @throws {UnserializableMessageError} for `undefined`, functions, symbols, BigInts and cycles
+ */
+export function toJson (data: unknown): string {
   let json: string | undefined
   try {
     json = JSON.stringify(data)
@@ -33,5 +41,5 @@ export function encodeMessage (data: unknown): EncodedMessage {
     throw new UnserializableMessageError((error as Error).message)
   }
   if (json === undefined) throw new UnserializableMessageError(`${typeof data} has no JSON form`)
-  return { payload: Buffer.from(json, 'utf8'), binary: false }
+  return json
 }

@@ -81,6 +81,18 @@ export interface FastifyWsHubOptions {
   rateLimit?: RateLimitOptions | false
   /** How hubs of several processes reach each other. Default: an in-memory adapter (one process). */
   adapter?: HubAdapter
+  /**
+   * Invalid frames a client of a typed route may send (bad JSON, unknown type, data failing its
+   * schema...); the one that reaches it gets its error frame, then the client is closed with 1008.
+   * Default 10.
+   */
+  maxInvalidMessages?: number
+  /**
+   * Checks every event (and declared reply) against its schema before it is sent, and throws
+   * `FST_WS_HUB_INVALID_EVENT` for one that does not match. For development: it costs a check per
+   * message. Default false (the serialiser then writes only the schema's properties, coercing what it can).
+   */
+  validateEvents?: boolean
   /** Options for @fastify/websocket when this plugin registers it. */
   websocket?: WebsocketPluginOptions
 }
@@ -101,6 +113,8 @@ export interface ResolvedHubOptions {
   maxConnectionsPerIp: number
   rateLimit: RateLimitOptions | false
   adapter: HubAdapter | undefined
+  maxInvalidMessages: number
+  validateEvents: boolean
   websocket: WebsocketPluginOptions
 }
 
@@ -131,6 +145,8 @@ const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   maxConnectionsPerIp: true,
   rateLimit: true,
   adapter: true,
+  maxInvalidMessages: true,
+  validateEvents: true,
   websocket: true
 }
 const HEARTBEAT_KEYS: Record<keyof HeartbeatOptions, true> = { interval: true, maxFailures: true, payload: true }
@@ -163,6 +179,12 @@ function wholeNumber (name: string, value: unknown, fallback: number, minimum: n
   if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
     throw new InvalidOptionError(name, `expected a whole number >= ${minimum}, got ${describe(value)}`)
   }
+  return value
+}
+
+function resolveFlag (name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected true or false, got ${describe(value)}`)
   return value
 }
 
@@ -296,6 +318,8 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     maxConnectionsPerIp: wholeNumber('maxConnectionsPerIp', given.maxConnectionsPerIp, Number.MAX_SAFE_INTEGER, 1),
     rateLimit: resolveRateLimit(given.rateLimit),
     adapter: resolveAdapter(given.adapter),
+    maxInvalidMessages: wholeNumber('maxInvalidMessages', given.maxInvalidMessages, 10, 1),
+    validateEvents: resolveFlag('validateEvents', given.validateEvents, false),
     websocket: given.websocket ?? {}
   }
 }

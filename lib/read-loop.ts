@@ -16,11 +16,13 @@ const kClient = Symbol('fastify-ws-hub.client')
 /** A ws socket that knows its client: listeners are shared functions, not closures per client. */
 type HubSocket = WebSocket & { [kClient]: Client }
 
-function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
+/** Whether a handler returned a promise (or any thenable) that the read loop must wait for. */
+export function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
 }
 
-function asError (value: unknown): Error {
+/** What a handler threw, as an Error (a non-Error is wrapped in a HandlerError). */
+export function asError (value: unknown): Error {
   return value instanceof Error ? value : new HandlerError(String(value))
 }
 
@@ -111,6 +113,14 @@ function reportError (client: Client, error: Error): void {
     return
   }
   client._errored = true
+  notifyError(client, error)
+}
+
+/**
+ * Hands an error to the route's `onError` (or logs it without one); an `onError` that throws or
+ * rejects is logged. Typed routes call it for each failed handler, since their clients stay open.
+ */
+export function notifyError (client: Client, error: Error): void {
   const onError = client._handlers.onError
   if (onError === undefined) {
     client.log.error({ err: error }, 'websocket client error')

@@ -11,6 +11,7 @@ import { rejectUnknownKeys } from './known-keys.js'
 import type { Hub } from './hub.js'
 import type { HubCore } from './hub-core.js'
 import { openClient, type RouteHandlers } from './read-loop.js'
+import { compileTypedRoute, type MessageHandlers, type NoSchemas, type ReplySchemas, type RouteEvents, type SchemaMap } from './typed/index.js'
 
 type StaticOf<T> = T extends TSchema ? Static<T> : unknown
 
@@ -27,8 +28,24 @@ export type NoParams = Record<string, never>
 /** Fastify's own route options that a hub route takes (its `onError` is the client hook below). */
 export type HubRouteFastifyOptions = Omit<RouteShorthandOptions, 'onError' | 'schema' | 'handler' | 'websocket' | 'wsHandler'>
 
-/** Options of `hub.route()`. */
-export interface HubRouteOptions<TParams extends ClientParams = NoParams, S extends FastifySchema = FastifySchema> extends HubRouteFastifyOptions {
+/** The client of a route, as its hooks and handlers see it: params, upgrade request and events typed from the route. */
+export type RouteClient<TParams extends ClientParams, S extends FastifySchema, E extends SchemaMap> = Client<TParams, HubUpgradeRequest<S>, RouteEvents<E>>
+
+/**
+ * Options of `hub.route()`.
+ * @typeParam TParams the client's custom params (from `params`, or what `onUpgrade` returns)
+ * @typeParam S the Fastify schema of the upgrade request
+ * @typeParam M incoming message schemas by type (`messages`)
+ * @typeParam E outgoing event schemas by type (`events`)
+ * @typeParam R reply schemas by incoming message type (`replies`)
+ */
+export interface HubRouteOptions<
+  TParams extends ClientParams = NoParams,
+  S extends FastifySchema = FastifySchema,
+  M extends SchemaMap = NoSchemas,
+  E extends SchemaMap = NoSchemas,
+  R extends ReplySchemas<M> = NoSchemas
+> extends HubRouteFastifyOptions {
   /** Path of the websocket route (Fastify syntax, under the calling plugin's prefix). */
   url: string
   /** Fastify validation of the upgrade request (querystring, headers, params); failures answer 400. */
@@ -40,14 +57,37 @@ export interface HubRouteOptions<TParams extends ClientParams = NoParams, S exte
    * params. Throw an error with a `statusCode` (401, 403...) to refuse: nothing is upgraded.
    */
   onUpgrade?: (request: HubUpgradeRequest<S>) => TParams | Promise<TParams>
+  /**
+   * Incoming message types and the TypeBox schema of each one's `data`: the route becomes typed.
+   * Its text frames are JSON messages `{"type", "data", "id"?}`, checked and handed to `handlers`.
+   */
+  messages?: M
+  /** Outgoing event types and the TypeBox schema of each one's `data`, for `sendEvent` and `broadcastEvent`. */
+  events?: E
+  /** Reply schemas by incoming message type, for handlers whose return value answers a message with an `id`. */
+  replies?: R
+  /**
+   * One handler per message type, given the checked `data`; run one at a time per client, in order.
+   * Its return value (or what its promise resolves to) is the reply when the message carried an `id`.
+   * One that throws answers an error frame and calls `onError`; the client stays open.
+   */
+  // Without messages there is nothing to handle: `never` rather than `{}`, which would take any object.
+  handlers?: NoInfer<[keyof M] extends [never] ? never : MessageHandlers<M, R, RouteClient<TParams, S, E>>>
   /** Runs once the client is registered and has been sent the handshake message. */
-  onOpen?: (client: Client<TParams, HubUpgradeRequest<S>>) => void | Promise<void>
-  /** Runs for each message, one at a time per client: text as a string, binary as a Buffer. */
-  onMessage?: (client: Client<TParams, HubUpgradeRequest<S>>, data: string | Buffer, isBinary: boolean) => void | Promise<void>
-  /** Runs at most once per client: a handler threw (the client is then closed with 1011) or the socket failed. */
-  onError?: (client: Client<TParams, HubUpgradeRequest<S>>, error: Error) => void | Promise<void>
+  onOpen?: (client: RouteClient<TParams, S, E>) => void | Promise<void>
+  /**
+   * Runs for each message, one at a time per client: text as a string, binary as a Buffer. On a
+   * typed route (one with `messages`) it gets the binary frames only.
+   */
+  onMessage?: (client: RouteClient<TParams, S, E>, data: string | Buffer, isBinary: boolean) => void | Promise<void>
+  /**
+   * Runs when a handler fails or the socket fails. On an untyped route it runs at most once, and a
+   * handler error then closes the client with 1011; on a typed route it runs for each failed
+   * message handler, and the client stays open.
+   */
+  onError?: (client: RouteClient<TParams, S, E>, error: Error) => void | Promise<void>
   /** Runs exactly once per opened client, after it has left the hub and its rooms. */
-  onClose?: (client: Client<TParams, HubUpgradeRequest<S>>, code: number, reason: string) => void | Promise<void>
+  onClose?: (client: RouteClient<TParams, S, E>, code: number, reason: string) => void | Promise<void>
 }
 
 type Hook = NonNullable<RouteShorthandOptions['onRequest']>
@@ -77,6 +117,9 @@ function releaseUpgradeLeftovers (socket: WebSocket, server: WebSocketServer): v
   if (added !== undefined) socket.removeListener('error', added as (...args: unknown[]) => void)
 }
 
+/** Route options as the registration code reads them, whatever their static types. */
+export type AnyHubRouteOptions = HubRouteOptions<ClientParams, FastifySchema, SchemaMap, SchemaMap, ReplySchemas<SchemaMap>>
+
 /** Params returned by `onUpgrade`, kept from the hook to the upgrade. */
 const upgradeParams = new WeakMap<FastifyRequest, ClientParams>()
 
@@ -90,6 +133,10 @@ const ROUTE_OPTION_KEYS: Record<keyof HubRouteOptions, true> = {
   onMessage: true,
   onError: true,
   onClose: true,
+  messages: true,
+  events: true,
+  replies: true,
+  handlers: true,
   attachValidation: true,
   exposeHeadRoute: true,
   validatorCompiler: true,
@@ -120,7 +167,7 @@ function invalidRoute (name: string, reason: string): Error {
   return new InvalidRouteError(name, reason)
 }
 
-function checkRouteOptions (options: HubRouteOptions<ClientParams>): void {
+function checkRouteOptions (options: AnyHubRouteOptions): void {
   if (typeof options !== 'object' || options === null) throw new InvalidRouteError('options', 'expected an object')
   rejectUnknownKeys('', options, KNOWN_ROUTE_OPTIONS, invalidRoute)
   if (typeof options.url !== 'string') throw new InvalidRouteError('url', 'expected a string')
@@ -160,12 +207,16 @@ export function registerHubRoute (
   core: HubCore,
   hub: Hub,
   admission: Hook,
-  options: HubRouteOptions<ClientParams>
+  options: AnyHubRouteOptions
 ): void {
   checkRouteOptions(options)
-  const { url, params, onUpgrade, onOpen, onMessage, onError, onClose, onRequest, preHandler, onResponse, ...fastifyOptions } = options
+  const {
+    url, params, onUpgrade, onOpen, onMessage, onError, onClose, messages, events, replies, handlers: typedHandlers,
+    onRequest, preHandler, onResponse, ...fastifyOptions
+  } = options
   const paramsCheck = compileParams(params, onUpgrade)
-  const handlers = { onOpen, onMessage, onError, onClose } as RouteHandlers
+  const typed = compileTypedRoute(core, { messages, events, replies, handlers: typedHandlers, onMessage })
+  const handlers = { onOpen, onMessage: typed === undefined ? onMessage : typed.onMessage, onError, onClose } as RouteHandlers
 
   async function releaseRefusedUpgrade (request: FastifyRequest): Promise<void> {
     if (request.ws) releaseAdmission(core, request)
@@ -211,4 +262,5 @@ export function registerHubRoute (
     websocket: true,
     handler: hubConnection
   })
+  typed?.commit(instance.prefix + url)
 }

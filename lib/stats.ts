@@ -28,8 +28,12 @@ export interface HubStats {
   rejectedCapacity: number
   /** Upgrades refused with 429 for `maxConnectionsPerIp`. */
   rejectedPerIp: number
-  /** Errors thrown by handlers (each also closes its client with 1011). */
+  /** Errors thrown by handlers (on an untyped route each also closes its client with 1011; a typed route's client stays open). */
   handlerErrors: number
+  /** Frames a typed route refused (not JSON, not a message, unknown type, data failing its schema, binary without `onMessage`). */
+  invalidMessages: number
+  /** Clients closed with 1008 after `maxInvalidMessages` invalid frames. */
+  invalidMessageCloses: number
   /** The adapter's own counters, prefixed `adapter.` (published, dropped, malformed...). */
   [adapterCounter: `adapter.${string}`]: number
 }
@@ -52,6 +56,8 @@ export function createCounters (): HubCounters {
     rejectedOrigin: 0,
     rejectedCapacity: 0,
     rejectedPerIp: 0,
-    handlerErrors: 0
+    handlerErrors: 0,
+    invalidMessages: 0,
+    invalidMessageCloses: 0
   }
 }
