@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { OriginForbiddenError, TooManyConnectionsError, TooManyConnectionsPerIpError } from './errors.js'
-import type { HubCore } from './hub-core.js'
-import type { OriginCheck } from './origin.js'
+import { OriginForbiddenError, TooManyConnectionsError, TooManyConnectionsPerIpError } from './errors.ts'
+import type { HubCore } from './hub-core.ts'
+import type { OriginCheck } from './origin.ts'
 
 /**
  * Builds the `onRequest` hook that every hub route runs first, so that a refused upgrade costs

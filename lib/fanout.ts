@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import type { Frame } from './frame.js'
+import type { Frame } from './frame.ts'
 
 /** A receiver the fan-out can cork: the client, which remembers whether it is corked. */
 export interface CorkTarget {

@@ -1,7 +1,7 @@
-import type { Client } from './client.js'
-import { CloseCode } from './constants.js'
-import { framePing } from './frame.js'
-import type { HubCore } from './hub-core.js'
+import type { Client } from './client.ts'
+import { CloseCode } from './constants.ts'
+import { framePing } from './frame.ts'
+import type { HubCore } from './hub-core.ts'
 
 /** Clients checked per slice of a sweep; slices are spread over event-loop turns. */
 const SLICE = 256

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifySchema, onRequestHookHandler } from 'fastify'
-import type { Client, ClientParams } from './client.js'
-import type { HubCore, TypedRouteDescription } from './hub-core.js'
-import { encodeMessage, type EncodedMessage, type OutgoingMessage } from './message.js'
-import { registerHubRoute, type AnyHubRouteOptions, type HubRouteOptions, type NoParams } from './route.js'
-import type { HubStats } from './stats.js'
-import { encodeEvent, type EventType, type HubEvents, type NoSchemas, type ReplySchemas, type SchemaMap } from './typed/index.js'
+import type { Client, ClientParams } from './client.ts'
+import type { HubCore, TypedRouteDescription } from './hub-core.ts'
+import { encodeMessage, type EncodedMessage, type OutgoingMessage } from './message.ts'
+import { registerHubRoute, type AnyHubRouteOptions, type HubRouteOptions, type NoParams } from './route.ts'
+import type { HubStats } from './stats.ts'
+import { encodeEvent, type EventType, type HubEvents, type NoSchemas, type ReplySchemas, type SchemaMap } from './typed/index.ts'
 
 /** Who a broadcast reaches. */
 export interface BroadcastOptions {

@@ -1,11 +1,11 @@
-import { fastifyWsHub } from './plugin.js'
+import { fastifyWsHub } from './plugin.ts'
 
 export { fastifyWsHub }
 export default fastifyWsHub
 
 export { Type } from '@sinclair/typebox'
 export type { Static, TSchema } from '@sinclair/typebox'
-export { WebsocketHandshakeSuccess, WebsocketServerPingMsg, CloseCode } from './constants.js'
+export { WebsocketHandshakeSuccess, WebsocketServerPingMsg, CloseCode } from './constants.ts'
 export {
   AlreadyRegisteredError,
   HandlerError,
@@ -18,13 +18,13 @@ export {
   TooManyConnectionsPerIpError,
   UnknownEventError,
   UnserializableMessageError
-} from './errors.js'
-export { Client } from './client.js'
-export type { ClientParams, ClientState, PlainUpgradeRequest } from './client.js'
-export { Hub } from './hub.js'
-export type { BroadcastOptions } from './hub.js'
-export type { HubRouteOptions, HubRouteFastifyOptions, HubUpgradeRequest, NoParams, RouteClient } from './route.js'
-export { defineRoute } from './typed/index.js'
+} from './errors.ts'
+export { Client } from './client.ts'
+export type { ClientParams, ClientState, PlainUpgradeRequest } from './client.ts'
+export { Hub } from './hub.ts'
+export type { BroadcastOptions } from './hub.ts'
+export type { HubRouteOptions, HubRouteFastifyOptions, HubUpgradeRequest, NoParams, RouteClient } from './route.ts'
+export { defineRoute } from './typed/index.ts'
 export type {
   EventType,
   EventsOf,
@@ -40,11 +40,11 @@ export type {
   SchemaMap,
   StaticMap,
   WireErrorCode
-} from './typed/index.js'
-export type { OutgoingMessage } from './message.js'
-export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.js'
-export type { HubStats } from './stats.js'
-export type { TypedRouteDescription } from './hub-core.js'
-export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope } from './adapters/adapter.js'
-export { memoryAdapter, MemoryBus } from './adapters/memory.js'
-export type { MemoryAdapterOptions } from './adapters/memory.js'
+} from './typed/index.ts'
+export type { OutgoingMessage } from './message.ts'
+export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.ts'
+export type { HubStats } from './stats.ts'
+export type { TypedRouteDescription } from './hub-core.ts'
+export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope } from './adapters/adapter.ts'
+export { memoryAdapter, MemoryBus } from './adapters/memory.ts'
+export type { MemoryAdapterOptions } from './adapters/memory.ts'

@@ -1,4 +1,4 @@
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError } from './errors.ts'
 
 /** Edit distance (insertions, deletions, substitutions; case-insensitive), for "did you mean". */
 function editDistance (a: string, b: string): number {

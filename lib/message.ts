@@ -1,4 +1,4 @@
-import { UnserializableMessageError } from './errors.js'
+import { UnserializableMessageError } from './errors.ts'
 
 /**
  * What `send` and `broadcast` accept: a string (text frame), bytes (binary frame), or any other

@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { WebsocketPluginOptions } from '@fastify/websocket'
-import type { HubAdapter } from './adapters/adapter.js'
-import type { Client } from './client.js'
-import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.js'
-import { InvalidOptionError } from './errors.js'
-import { rejectUnknownKeys } from './known-keys.js'
+import type { HubAdapter } from './adapters/adapter.ts'
+import type { Client } from './client.ts'
+import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.ts'
+import { InvalidOptionError } from './errors.ts'
+import { rejectUnknownKeys } from './known-keys.ts'
 
 /** What a handshake message may be: fixed text or bytes, or built per client. */
 export type HandshakeMessage = string | Buffer | ((client: Client) => string | Buffer)

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { AllowedOrigins } from './options.js'
+import type { AllowedOrigins } from './options.ts'
 
 /** Decides whether an upgrade request's `Origin` may open a socket. */
 export type OriginCheck = (origin: string, request: FastifyRequest) => boolean

@@ -1,7 +1,7 @@
 import type { RawData, WebSocket } from 'ws'
-import type { Client } from './client.js'
-import { CloseCode } from './constants.js'
-import { HandlerError } from './errors.js'
+import type { Client } from './client.ts'
+import { CloseCode } from './constants.ts'
+import { HandlerError } from './errors.ts'
 
 /** The per-client hooks of a route, as the read loop calls them. */
 export interface RouteHandlers {

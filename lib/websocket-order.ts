@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { WebsocketAfterHubError } from './errors.js'
+import { WebsocketAfterHubError } from './errors.ts'
 
 const kPluginMeta = Symbol.for('plugin-meta')
 

@@ -1,4 +1,4 @@
-import type { HubAdapter, HubEnvelope, HubNode } from './adapter.js'
+import type { HubAdapter, HubEnvelope, HubNode } from './adapter.ts'
 
 /**
  * A set of hubs in one process that behave as one cluster. The default adapter gets a bus of its

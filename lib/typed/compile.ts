@@ -1,7 +1,7 @@
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import fastJson from 'fast-json-stringify'
-import { InvalidEventError, InvalidRouteError } from '../errors.js'
+import { InvalidEventError, InvalidRouteError } from '../errors.ts'
 
 /** Turns a payload into its JSON text. */
 export type Serialiser = (data: unknown) => string

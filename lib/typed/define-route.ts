@@ -1,7 +1,7 @@
-import type { ClientParams } from '../client.js'
+import type { ClientParams } from '../client.ts'
 import type { FastifySchema } from 'fastify'
-import type { HubRouteOptions, NoParams } from '../route.js'
-import type { NoSchemas, ReplySchemas, SchemaMap } from './types.js'
+import type { HubRouteOptions, NoParams } from '../route.ts'
+import type { NoSchemas, ReplySchemas, SchemaMap } from './types.ts'
 
 /**
  * Declares a route's options once, fully typed, without registering it: export the result,

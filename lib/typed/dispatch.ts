@@ -1,10 +1,10 @@
 import type { TSchema } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
-import type { Client } from '../client.js'
-import { CloseCode } from '../constants.js'
-import { asError, isPromiseLike, notifyError } from '../read-loop.js'
-import { firstFailure, type Serialiser } from './compile.js'
-import { echo, encodeError, encodeReply, isFault, parseMessage, type MessageId } from './wire.js'
+import type { Client } from '../client.ts'
+import { CloseCode } from '../constants.ts'
+import { asError, isPromiseLike, notifyError } from '../read-loop.ts'
+import { firstFailure, type Serialiser } from './compile.ts'
+import { echo, encodeError, encodeReply, isFault, parseMessage, type MessageId } from './wire.ts'
 
 /** A typed message handler as the dispatcher calls it. */
 export type TypedHandler = (client: Client, data: unknown) => unknown

@@ -1,9 +1,9 @@
 import type { TSchema } from '@sinclair/typebox'
-import { InvalidRouteError, UnknownEventError } from '../errors.js'
-import type { HubCore } from '../hub-core.js'
-import type { EncodedMessage } from '../message.js'
-import { compileSerialiser, type Serialiser } from './compile.js'
-import { encodeEventFrame, typePrefix } from './wire.js'
+import { InvalidRouteError, UnknownEventError } from '../errors.ts'
+import type { HubCore } from '../hub-core.ts'
+import type { EncodedMessage } from '../message.ts'
+import { compileSerialiser, type Serialiser } from './compile.ts'
+import { encodeEventFrame, typePrefix } from './wire.ts'
 
 /** One declared event type: its schema and what builds its frames. */
 export interface EventEntry {

@@ -1,7 +1,7 @@
-export { compileTypedRoute, type CompiledTypedRoute, type TypedRouteOptions } from './typed-route.js'
-export { encodeEvent } from './events.js'
-export { defineRoute } from './define-route.js'
-export type { WireErrorCode, MessageId } from './wire.js'
+export { compileTypedRoute, type CompiledTypedRoute, type TypedRouteOptions } from './typed-route.ts'
+export { encodeEvent } from './events.ts'
+export { defineRoute } from './define-route.ts'
+export type { WireErrorCode, MessageId } from './wire.ts'
 export type {
   EventType,
   EventsOf,
@@ -15,4 +15,4 @@ export type {
   RouteEvents,
   SchemaMap,
   StaticMap
-} from './types.js'
+} from './types.ts'

@@ -1,11 +1,11 @@
 import type { TSchema } from '@sinclair/typebox'
-import { InvalidRouteError } from '../errors.js'
-import type { HubCore } from '../hub-core.js'
-import { toJson } from '../message.js'
-import { compileCheck, compileSerialiser } from './compile.js'
-import { createDispatcher, type BinaryHandler, type MessageEntry, type TypedHandler } from './dispatch.js'
-import { eventRegistryOf } from './events.js'
-import { typePrefix } from './wire.js'
+import { InvalidRouteError } from '../errors.ts'
+import type { HubCore } from '../hub-core.ts'
+import { toJson } from '../message.ts'
+import { compileCheck, compileSerialiser } from './compile.ts'
+import { createDispatcher, type BinaryHandler, type MessageEntry, type TypedHandler } from './dispatch.ts'
+import { eventRegistryOf } from './events.ts'
+import { typePrefix } from './wire.ts'
 
 /** The route options that make a route typed, as given (unchecked). */
 export interface TypedRouteOptions {

@@ -1,5 +1,5 @@
 import sjson from 'secure-json-parse'
-import type { EncodedMessage } from '../message.js'
+import type { EncodedMessage } from '../message.ts'
 
 /**
  * The codes of the error frames a typed route answers with (`{"type":"error","error":{"code"}}`).

@@ -1,4 +1,4 @@
-import type { HubEnvelope } from '../adapter.js'
+import type { HubEnvelope } from '../adapter.ts'
 
 // Wire format of an envelope, version 2:
 //   'w' 'h' version flags | u32 header length | u32 sequence | u48 publish time | JSON header | payload

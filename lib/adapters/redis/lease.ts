@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
-import type { HubNode } from '../adapter.js'
-import { leaseKey, membersKey } from './names.js'
-import type { CommandWatch } from './stall.js'
+import type { HubNode } from '../adapter.ts'
+import { leaseKey, membersKey } from './names.ts'
+import type { CommandWatch } from './stall.ts'
 
 /** Lease hash fields: the node's open clients, and one field per room. */
 export const COUNT_FIELD = 'c'

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis'
-import { within } from './stall.js'
+import { within } from './stall.ts'
 
 /** Reconnect backoff cap: once Redis is back, a node is back within about this long. */
 const MAX_RECONNECT_DELAY = 1000

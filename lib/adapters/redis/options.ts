@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
-import { InvalidOptionError } from '../../errors.js'
-import { rejectUnknownKeys } from '../../known-keys.js'
+import { InvalidOptionError } from '../../errors.ts'
+import { rejectUnknownKeys } from '../../known-keys.ts'
 
 /** Options of `redisAdapter`. Give `url` or `client`, not both; with neither, Redis on localhost. */
 export interface RedisAdapterOptions {

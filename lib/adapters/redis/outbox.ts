@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
-import { stampSequence } from './codec.js'
-import type { CommandWatch } from './stall.js'
-import type { AdapterCounters } from './stats.js'
+import { stampSequence } from './codec.ts'
+import type { CommandWatch } from './stall.ts'
+import type { AdapterCounters } from './stats.ts'
 
 /** An envelope waiting for the end of the turn. */
 interface Queued {
