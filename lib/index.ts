@@ -41,6 +41,19 @@ export type {
   StaticMap,
   WireErrorCode
 } from './typed/index.js'
+export type {
+  AsyncApiChannel,
+  AsyncApiDocument,
+  AsyncApiInfo,
+  AsyncApiMessage,
+  AsyncApiOperation,
+  AsyncApiOperationReply,
+  AsyncApiOptions,
+  AsyncApiParameter,
+  AsyncApiReference,
+  AsyncApiServer,
+  JsonSchemaObject
+} from './typed/index.js'
 export type { OutgoingMessage } from './message.js'
 export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.js'
 export type { HubStats } from './stats.js'
