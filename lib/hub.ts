@@ -4,7 +4,18 @@ import type { HubCore, TypedRouteDescription } from './hub-core.ts'
 import { encodeMessage, type EncodedMessage, type OutgoingMessage } from './message.ts'
 import { registerHubRoute, type AnyHubRouteOptions, type HubRouteOptions, type NoParams } from './route.ts'
 import type { HubStats } from './stats.ts'
-import { encodeEvent, type EventType, type HubEvents, type NoSchemas, type ReplySchemas, type SchemaMap } from './typed/index.ts'
+import {
+  buildAsyncApi,
+  encodeEvent,
+  type AsyncApiDocument,
+  type AsyncApiInfo,
+  type AsyncApiOptions,
+  type EventType,
+  type HubEvents,
+  type NoSchemas,
+  type ReplySchemas,
+  type SchemaMap
+} from './typed/index.ts'
 
 /** Who a broadcast reaches. */
 export interface BroadcastOptions {
@@ -52,6 +63,20 @@ export class Hub<TEvents extends object = HubEvents> {
    */
   get typedRoutes (): readonly TypedRouteDescription[] {
     return this.#core.typedRoutes
+  }
+
+  /**
+   * An AsyncAPI 3.0 document of every typed route registered so far (call it after `ready()`):
+   * a channel per route at its full path (`:param` as `{param}`), a `receive` operation per message
+   * type whose reply is the reply frame (any JSON where no reply schema is declared) or an error
+   * frame, a `send` operation per event type and one for error frames. Message payloads are whole
+   * frames (`{"type","data","id"?}`), their `data` the route's TypeBox schema as JSON Schema.
+   * A new plain object on each call.
+   * @param info the document's info, over the default `{ title: 'fastify-ws-hub', version: '1.0.0' }`
+   * @param options the servers the document names (`{ production: { host: 'chat.example.com', protocol: 'wss' } }`)
+   */
+  asyncapi (info?: Partial<AsyncApiInfo>, options?: AsyncApiOptions): AsyncApiDocument {
+    return buildAsyncApi(this.#core.typedRoutes, info, options)
   }
 
   /** Unique id of this node (process) in the cluster. */

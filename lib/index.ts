@@ -41,6 +41,19 @@ export type {
   StaticMap,
   WireErrorCode
 } from './typed/index.ts'
+export type {
+  AsyncApiChannel,
+  AsyncApiDocument,
+  AsyncApiInfo,
+  AsyncApiMessage,
+  AsyncApiOperation,
+  AsyncApiOperationReply,
+  AsyncApiOptions,
+  AsyncApiParameter,
+  AsyncApiReference,
+  AsyncApiServer,
+  JsonSchemaObject
+} from './typed/index.ts'
 export type { OutgoingMessage } from './message.ts'
 export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.ts'
 export type { HubStats } from './stats.ts'

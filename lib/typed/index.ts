@@ -16,3 +16,5 @@ export type {
   SchemaMap,
   StaticMap
 } from './types.ts'
+// The document builder and its types, all of the module: lib/index.ts chooses what is public.
+export * from './asyncapi.ts'
