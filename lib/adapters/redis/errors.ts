@@ -1,8 +1,8 @@
-import createError from '@fastify/error'
+import { defineError } from '../../errors.ts'
 
 /**
  * `clusterCount()` or `clusterRoomSize()` could not get an answer from Redis: it is unreachable,
  * stalled past `stallTimeout`, or failed the command. `cause` holds the underlying error, if any.
  */
-export const RedisUnavailableError = createError<'FST_WS_HUB_REDIS_UNAVAILABLE', 503, [options?: { cause: unknown }]>(
+export const RedisUnavailableError = defineError<'FST_WS_HUB_REDIS_UNAVAILABLE', 503, [options?: { cause: unknown }]>(
   'FST_WS_HUB_REDIS_UNAVAILABLE', 'Redis is unreachable: cluster-wide counts are unknown until it returns', 503)
