@@ -17,10 +17,16 @@ let waiter
 
 /** A client frame (masked, with a zero mask so the payload needs no XOR). */
 function clientFrame (opcode, payload) {
-  const frame = Buffer.alloc(6 + payload.length)
+  const header = payload.length < 126 ? 2 : 4
+  const frame = Buffer.alloc(header + 4 + payload.length)
   frame[0] = 0x80 | opcode
-  frame[1] = 0x80 | payload.length
-  payload.copy(frame, 6)
+  if (header === 2) {
+    frame[1] = 0x80 | payload.length
+  } else {
+    frame[1] = 0x80 | 126
+    frame.writeUInt16BE(payload.length, 2)
+  }
+  payload.copy(frame, header + 4)
   return frame
 }
 const SIO_CONNECT = clientFrame(1, Buffer.from('40'))
@@ -81,6 +87,8 @@ function onFrames (conn, chunk) {
       } else if (buffer[start] === 0x34 && buffer[start + 1] === 0x32) { // "42": an event
         counted++
         if (recording && recorded < LATENCY_CAPACITY) latencies[recorded++] = now - stampOf(buffer, start + 2, end)
+      } else if (buffer[start] === 0x34 && buffer[start + 1] === 0x33) { // "43": an ack, the reply to a request
+        counted++
       } else if (buffer[start] === 0x30) { // "0": engine.io open -> connect to the main namespace
         conn.socket.write(SIO_CONNECT)
       } else if (buffer[start] === 0x34 && buffer[start + 1] === 0x30) { // "40": namespace connected
@@ -144,6 +152,24 @@ function connectOne ({ port, path, protocol, stalled }) {
   })
 }
 
+/** Resolves false once `target` messages in all have arrived, true if `timeoutMs` passed first. */
+function untilReceived (target, timeoutMs) {
+  if (received >= target) return false
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      waiter = undefined
+      resolve(true)
+    }, timeoutMs)
+    waiter = {
+      target,
+      resolve: () => {
+        clearTimeout(timer)
+        resolve(false)
+      }
+    }
+  })
+}
+
 function percentile (sorted, p) {
   if (sorted.length === 0) return null
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
@@ -166,21 +192,9 @@ serve({
   },
   received: () => received,
   /** Resolves once `target` messages in all have arrived (or after timeoutMs). */
-  waitFor ({ target, timeoutMs }) {
-    if (received >= target) return { received, timedOut: false }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        waiter = undefined
-        resolve({ received, timedOut: true })
-      }, timeoutMs)
-      waiter = {
-        target,
-        resolve: () => {
-          clearTimeout(timer)
-          resolve({ received, timedOut: false })
-        }
-      }
-    })
+  async waitFor ({ target, timeoutMs }) {
+    const timedOut = await untilReceived(target, timeoutMs)
+    return { received, timedOut }
   },
   latencyStart () {
     if (latencies.length === 0) latencies = new Float64Array(LATENCY_CAPACITY)
@@ -194,6 +208,19 @@ serve({
     const sorted = latencies.slice(0, recorded).sort()
     const ms = (value) => value === null ? null : value / 1000
     return { n: recorded, p50: ms(percentile(sorted, 0.5)), p99: ms(percentile(sorted, 0.99)), max: ms(sorted[recorded - 1] ?? null) }
+  },
+  /**
+   * `rounds` rounds of one request per client: every client writes `text` as one frame, and the next
+   * round starts once a reply (or any counted frame) per client has arrived.
+   */
+  async requests ({ text, rounds, timeoutMs }) {
+    const frame = clientFrame(1, Buffer.from(text))
+    const base = received
+    for (let round = 1; round <= rounds; round++) {
+      for (const socket of sockets) socket.write(frame)
+      if (await untilReceived(base + round * sockets.length, timeoutMs)) return { replies: received - base, timedOut: true }
+    }
+    return { replies: received - base, timedOut: false }
   },
   pongs: () => pongs,
   closeAll () {

@@ -5,7 +5,7 @@
 //   --reps=N           repetitions (alternating implementations) of the main scenarios
 //   --sizes=a,b        client counts of the main scenarios (ascending; latency rates are set for 1000 and 10000)
 //   --impl=a,b         only these implementations (the reference is always kept)
-//   --only=main,stall,heartbeat,two-node   only these scenario groups
+//   --only=main,typed,stall,heartbeat,two-node   only these scenario groups
 //   --cpu-prof         run the hub server under `node --cpu-prof` (profiles in bench/results/)
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -29,13 +29,23 @@ const LABELS = {
   'socket.io': 'socket.io io.emit',
   hub: 'fastify-ws-hub broadcast'
 }
+// The typed-messages scenario compares its own three servers, against the untyped hub route
+const TYPED_IMPLS = ['hub-json', 'hub-typed', 'socket.io-ack']
+const TYPED_REFERENCE = 'hub-json'
+const TYPED_LABELS = {
+  'hub-json': 'hub untyped route, JSON.parse + switch + checks + JSON.stringify by hand (REF)',
+  'hub-typed': 'hub typed route: TypeBox check, handler, reply; broadcastEvent',
+  'socket.io-ack': 'socket.io emit with an ack, checks by hand; io.emit'
+}
 const chosen = valueOf('impl')?.split(',')
-const impls = chosen === undefined ? IMPLS : IMPLS.filter((name) => name === REFERENCE || chosen.includes(name))
-const groups = valueOf('only')?.split(',') ?? ['main', 'stall', 'heartbeat', 'two-node']
+const only = (names, reference) => chosen === undefined ? names : names.filter((name) => name === reference || chosen.includes(name))
+const impls = only(IMPLS, REFERENCE)
+const typedImpls = only(TYPED_IMPLS, TYPED_REFERENCE)
+const groups = valueOf('only')?.split(',') ?? ['main', 'typed', 'stall', 'heartbeat', 'two-node']
 
 const config0 = quick
-  ? { sizes: [100, 500], reps: 1, deliveries: { 1: 10_000, 10: 20_000, rooms: 10_000, warm: 5000 }, roundDeliveries: 10_000, latencyMs: 500, latencyRate: { 100: 50, 500: 20 }, stall: { clients: 20, size: 65_536, rate: 40, ms: 1000 }, heartbeat: { clients: 500, ms: 1200 } }
-  : { sizes: [1000, 10_000], reps: 3, deliveries: { 1: 60_000, 10: 200_000, rooms: 60_000, warm: 20_000 }, roundDeliveries: 50_000, latencyMs: 2000, latencyRate: { 1000: 20, 10_000: 2 }, stall: { clients: 50, size: 65_536, rate: 40, ms: 3000 }, heartbeat: { clients: 10_000, ms: 3000 } }
+  ? { sizes: [100, 500], reps: 1, deliveries: { 1: 10_000, 10: 20_000, rooms: 10_000, warm: 5000 }, roundDeliveries: 10_000, latencyMs: 500, latencyRate: { 100: 50, 500: 20 }, stall: { clients: 20, size: 65_536, rate: 40, ms: 1000 }, heartbeat: { clients: 500, ms: 1200 }, typed: { clients: 100, requests: 10_000, deliveries: 20_000 } }
+  : { sizes: [1000, 10_000], reps: 3, deliveries: { 1: 60_000, 10: 200_000, rooms: 60_000, warm: 20_000 }, roundDeliveries: 50_000, latencyMs: 2000, latencyRate: { 1000: 20, 10_000: 2 }, stall: { clients: 50, size: 65_536, rate: 40, ms: 3000 }, heartbeat: { clients: 10_000, ms: 3000 }, typed: { clients: 1000, requests: 60_000, deliveries: 200_000 } }
 const config = { ...config0, sizes: valueOf('sizes')?.split(',').map(Number) ?? config0.sizes }
 config.reps = Number(valueOf('reps') ?? config.reps)
 /** Broadcasts per second of the latency scenario: a fixed rate well below saturation (20k deliveries/s by default). */
@@ -226,6 +236,49 @@ async function mainSession (impl, fleet) {
   return result
 }
 
+// One `say` request as each server's clients send it: the typed wire format (which the untyped
+// route parses by hand) or socket.io's event packet with ack id 1. Every request of the run is the
+// same frame: the servers echo the id without looking at it.
+const SAY = { text: 'hello from the bench, a chat line of an ordinary length' }
+const requestText = (impl) => impl.startsWith('socket.io') ? `421${JSON.stringify(['say', SAY])}` : JSON.stringify({ type: 'say', data: SAY, id: 1 })
+
+/** Server CPU per request answered: rounds of one request per client, each round waiting for every reply. */
+async function requestRounds (server, fleet, clients, impl, requests) {
+  const before = await server.call('cpu')
+  const fleetBefore = await fleet.call('cpu')
+  const { replies, timedOut } = await fleet.call('requests', { text: requestText(impl), rounds: Math.max(1, Math.round(requests / clients)), timeoutMs: 20_000 })
+  const after = await server.call('cpu')
+  const fleetAfter = await fleet.call('cpu')
+  return {
+    cpuUsPerMsg: ((after.user - before.user) + (after.system - before.system)) / replies,
+    clientCpuUsPerMsg: ((fleetAfter.user - fleetBefore.user) + (fleetAfter.system - fleetBefore.system)) / replies,
+    ratePerSec: replies / ((after.wall - before.wall) / 1e6),
+    replies,
+    complete: !timedOut
+  }
+}
+
+/** Typed messages in (check, dispatch, reply) and typed events out (serialise once, fan out), one server. */
+async function typedSession (impl, fleet) {
+  const { clients, requests, deliveries } = config.typed
+  const server = await startServer(impl)
+  try {
+    await connect(fleet, server, clients)
+    const connected = await waitForCount(server, clients)
+    if (connected !== clients) throw new Error(`${impl}: ${connected} of ${clients} clients registered`)
+    await requestRounds(server, fleet, clients, impl, requests / 4) // warm-up, not counted
+    const requested = await requestRounds(server, fleet, clients, impl, requests)
+    step('typed in')
+    await throughput(server, fleet, clients, 1, 'event', deliveries / 4) // warm-up, not counted
+    const events = await throughput(server, fleet, clients, 1, 'event', deliveries)
+    step('typed out')
+    return { impl, in: requested, out: events }
+  } finally {
+    await fleet.call('closeAll')
+    await stop(server)
+  }
+}
+
 /** A reader that stops reading: does it cost the others anything, and does server memory stay bounded? */
 async function stallSession (impl, fleet) {
   const { clients, size, rate, ms } = config.stall
@@ -318,13 +371,37 @@ function pad (text, width, left = false) {
   return left ? text.padEnd(width) : text.padStart(width)
 }
 
-/** Medians over repetitions, then one table row per metric with each implementation's ratio to the reference. */
-function table (sessions) {
-  const rows = []
-  const metric = (label, pick, digits, unit) => {
-    const values = Object.fromEntries(impls.map((impl) => [impl, median(sessions.filter((s) => s.impl === impl).map(pick))]))
-    rows.push({ label: `${label}${unit === '' ? '' : ` (${unit})`}`, values, digits })
+/**
+ * Medians over repetitions, then one table row per metric with each implementation's ratio to the reference.
+ * @param metrics `[label, pick(session), digits, unit]` each
+ */
+function ratioTable (sessions, names, reference, metrics) {
+  const rows = metrics.map(([label, pick, digits, unit]) => ({
+    label: `${label}${unit === '' ? '' : ` (${unit})`}`,
+    values: Object.fromEntries(names.map((impl) => [impl, median(sessions.filter((s) => s.impl === impl).map(pick))])),
+    digits
+  }))
+  const width = 14
+  const header = pad('metric', 30, true) + names.map((impl) => pad(impl === reference ? `${impl}*` : impl, width)).join('')
+  const lines = [header, '-'.repeat(header.length)]
+  for (const row of rows) {
+    const base = row.values[reference]
+    const cells = names.map((impl) => pad(format(row.values[impl], row.digits), width))
+    const ratios = names.map((impl) => {
+      const value = row.values[impl]
+      if (value === null || !base) return pad('', width)
+      return pad(`${(value / base).toFixed(2)}x`, width)
+    })
+    lines.push(pad(row.label, 30, true) + cells.join(''))
+    lines.push(pad('  ratio to ref', 30, true) + ratios.join(''))
   }
+  return { lines, rows }
+}
+
+/** The main scenarios' table. */
+function table (sessions) {
+  const metrics = []
+  const metric = (label, pick, digits, unit) => metrics.push([label, pick, digits, unit])
   for (const clients of config.sizes) {
     const k = clients >= 1000 ? `${clients / 1000}k` : String(clients)
     metric(`CPU/msg ${k} x1`, (s) => s[clients]?.cpu1.cpuUsPerMsg, 3, 'us')
@@ -343,25 +420,21 @@ function table (sessions) {
   const first = config.sizes[0]
   metric(`upgrades ${config.sizes.length > 1 ? first : 0}->${last}`, (s) => s[last]?.storm.upgradesPerSec, 0, '/s')
   metric(`server CPU/upgrade ${config.sizes.length > 1 ? first : 0}->${last}`, (s) => s[last]?.storm.serverCpuUsPerUpgrade, 0, 'us')
-
-  const width = 14
-  const header = pad('metric', 30, true) + impls.map((impl) => pad(impl === REFERENCE ? `${impl}*` : impl, width)).join('')
-  const lines = [header, '-'.repeat(header.length)]
-  for (const row of rows) {
-    const reference = row.values[REFERENCE]
-    const cells = impls.map((impl) => {
-      const value = row.values[impl]
-      return pad(format(value, row.digits), width)
-    })
-    const ratios = impls.map((impl) => {
-      const value = row.values[impl]
-      if (value === null || !reference) return pad('', width)
-      return pad(`${(value / reference).toFixed(2)}x`, width)
-    })
-    lines.push(pad(row.label, 30, true) + cells.join(''))
-    lines.push(pad('  ratio to ref', 30, true) + ratios.join(''))
-  }
+  const { lines, rows } = ratioTable(sessions, impls, REFERENCE, metrics)
   lines.push('', ...impls.map((impl) => `${impl.padEnd(12)} ${LABELS[impl]}`))
+  return { text: lines.join('\n'), rows }
+}
+
+/** The typed-messages scenario's table: CPU per request in and per delivery out, against the untyped route. */
+function typedTable (sessions) {
+  const { lines, rows } = ratioTable(sessions, typedImpls, TYPED_REFERENCE, [
+    ['CPU/msg in', (s) => s.in.cpuUsPerMsg, 3, 'us'],
+    ['CPU/delivery out', (s) => s.out.cpuUsPerMsg, 3, 'us'],
+    ['client CPU/msg in', (s) => s.in.clientCpuUsPerMsg, 3, 'us'],
+    ['rate in', (s) => s.in.ratePerSec / 1000, 1, 'k msg/s'],
+    ['rate out', (s) => s.out.ratePerSec / 1000, 0, 'k msg/s']
+  ])
+  lines.push('', ...typedImpls.map((impl) => `${impl.padEnd(14)} ${TYPED_LABELS[impl]}`))
   return { text: lines.join('\n'), rows }
 }
 
@@ -422,6 +495,19 @@ async function main () {
       output.sessions = sessions
       output.medians = rows
       output.table = text
+    }
+    if (groups.includes('typed')) {
+      const sessions = []
+      for (let rep = 0; rep < config.reps; rep++) {
+        const order = typedImpls.map((_, i) => typedImpls[(i + rep) % typedImpls.length])
+        for (const impl of order) sessions.push(await typedSession(impl, fleet))
+      }
+      const { text, rows } = typedTable(sessions)
+      const { clients } = config.typed
+      console.log(`\nTyped messages: ${clients} clients; in = rounds of one \`say\` request per client, each answered with a reply; ` +
+        `out = one \`said\` event per turn to all ${clients}. Medians of ${config.reps}; * = reference; CPU = server user+system\n`)
+      console.log(text)
+      output.typed = { sessions, medians: rows, table: text }
     }
     if (groups.includes('stall')) {
       const results = []

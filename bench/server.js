@@ -146,6 +146,7 @@ async function socketIo () {
     port: await listen(server),
     path: '/socket.io/?EIO=4&transport=websocket',
     protocol: 'socket.io',
+    io,
     count: () => io.engine.clientsCount,
     all (text) {
       io.emit('m', text)
@@ -163,10 +164,10 @@ async function socketIo () {
   }
 }
 
-/** (e) fastify-ws-hub, `app.hub.broadcast`. */
-async function hub () {
+/** fastify-ws-hub as every hub variant of the bench runs it: no heartbeat, handshake or read timeout. */
+async function hubApp () {
   const { default: Fastify } = await import('fastify')
-  const { default: fastifyWsHub } = await importBuild()
+  const { default: fastifyWsHub, Type } = await importBuild()
   const app = Fastify()
   await app.register(fastifyWsHub, {
     heartbeat: options.heartbeat ?? false,
@@ -174,6 +175,28 @@ async function hub () {
     readTimeout: 0,
     ...(options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: options.maxBufferedBytes })
   })
+  return { app, Type }
+}
+
+/** What run.js asks of any hub variant once its route is registered and it listens. */
+async function hubServer (app) {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return {
+    port: app.server.address().port,
+    path: '/ws',
+    count: () => app.hub.onlineCount(),
+    buffered () {
+      let max = 0
+      for (const client of app.hub.clients.values()) max = Math.max(max, client.socket.bufferedAmount)
+      return max
+    },
+    stats: () => app.hub.stats()
+  }
+}
+
+/** (e) fastify-ws-hub, `app.hub.broadcast`. */
+async function hub () {
+  const { app } = await hubApp()
   app.hub.route({
     url: '/ws',
     onOpen (client) {
@@ -181,24 +204,104 @@ async function hub () {
     },
     onMessage () {}
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
   const roomOptions = new Map(roomNames.map((name) => [name, { room: name }]))
   return {
-    port: app.server.address().port,
-    path: '/ws',
-    count: () => app.hub.onlineCount(),
+    ...(await hubServer(app)),
     all (text) {
       app.hub.broadcast(text)
     },
     room (name, text) {
       app.hub.broadcast(text, roomOptions.get(name))
+    }
+  }
+}
+
+// The typed-messages scenario: a chat's `say` message in (checked, handled, answered with a reply
+// carrying the message's id) and its `said` event out (serialised once, sent to every client), done
+// three ways. Each answers `say` with the sequence number the server gave the message.
+const MAX_TEXT = 500
+let sequence = 0
+
+/** The check a hand-written handler makes of `say` data: what the typed route's schema says. */
+const validSay = (data) => typeof data === 'object' && data !== null && typeof data.text === 'string' &&
+  data.text.length >= 1 && data.text.length <= MAX_TEXT
+
+/** (f) fastify-ws-hub, typed route: `say` checked by its TypeBox schema, `said` by `broadcastEvent`. */
+async function hubTyped () {
+  const { app, Type } = await hubApp()
+  app.hub.route({
+    url: '/ws',
+    messages: {
+      say: Type.Object({ text: Type.String({ minLength: 1, maxLength: MAX_TEXT }) }),
+      join: Type.Object({ room: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) })
     },
-    buffered () {
-      let max = 0
-      for (const client of app.hub.clients.values()) max = Math.max(max, client.socket.bufferedAmount)
-      return max
-    },
-    stats: () => app.hub.stats()
+    events: { said: Type.Object({ from: Type.String(), text: Type.String() }) },
+    replies: { say: Type.Object({ seq: Type.Integer() }) },
+    handlers: {
+      say: () => ({ seq: ++sequence }),
+      join (client, data) {
+        client.join(data.room)
+      }
+    }
+  })
+  return {
+    ...(await hubServer(app)),
+    event (data) {
+      app.hub.broadcastEvent('said', data)
+    }
+  }
+}
+
+/** (g) fastify-ws-hub, untyped route doing by hand what the typed route does: parse, switch, check, reply. */
+async function hubJson () {
+  const { app } = await hubApp()
+  const fail = (client, id, code, message) => client.send(JSON.stringify({ type: 'error', id, error: { code, message } }))
+  app.hub.route({
+    url: '/ws',
+    onMessage (client, text) {
+      let message
+      try {
+        message = JSON.parse(text)
+      } catch {
+        return fail(client, undefined, 'invalid_json', 'not JSON')
+      }
+      const { type, data, id } = message ?? {}
+      switch (type) {
+        case 'say':
+          if (!validSay(data)) return fail(client, id, 'invalid_data', 'data/text: a string of 1 to 500 characters')
+          if (id !== undefined) client.send(JSON.stringify({ type, id, data: { seq: ++sequence } }))
+          return
+        case 'join':
+          if (typeof data?.room !== 'string' || !/^[a-z0-9-]{1,32}$/.test(data.room)) return fail(client, id, 'invalid_data', 'data/room')
+          client.join(data.room)
+          return
+        default:
+          return fail(client, id, 'unknown_type', 'no such message type')
+      }
+    }
+  })
+  return {
+    ...(await hubServer(app)),
+    event (data) {
+      app.hub.broadcast(JSON.stringify({ type: 'said', data }))
+    }
+  }
+}
+
+/** (h) socket.io: `say` emitted with an ack, checked by hand and acknowledged; `said` by `io.emit`. */
+async function socketIoAck () {
+  const server = await socketIo()
+  server.io.on('connection', (socket) => {
+    socket.on('say', (data, ack) => {
+      if (typeof ack !== 'function') return
+      ack(validSay(data) ? { seq: ++sequence } : { error: 'invalid_data' })
+    })
+  })
+  return {
+    ...server,
+    event (data) {
+      server.io.emit('said', data)
+    }
   }
 }
 
@@ -220,7 +323,16 @@ function maxBuffered (sockets) {
   return max
 }
 
-const factories = { 'ws-loop': wsLoop, 'ws-cork': wsCork, 'fastify-ws': fastifyWebsocket, 'socket.io': socketIo, hub }
+const factories = {
+  'ws-loop': wsLoop,
+  'ws-cork': wsCork,
+  'fastify-ws': fastifyWebsocket,
+  'socket.io': socketIo,
+  hub,
+  'hub-typed': hubTyped,
+  'hub-json': hubJson,
+  'socket.io-ack': socketIoAck
+}
 const server = await factories[impl]()
 
 /** A text message of `size` bytes that starts with the send time in microseconds. */
@@ -253,7 +365,7 @@ serve({
   memoryNow: memory,
   buffered: () => server.buffered(),
   stats: () => server.stats?.(),
-  /** Broadcasts `turns` event-loop turns of `perTurn` messages (to all, or to each room), as fast as it can. */
+  /** Broadcasts `turns` event-loop turns of `perTurn` messages (to all, to each room, or as events), as fast as it can. */
   burst ({ turns, perTurn, mode, size }) {
     const text = 'x'.repeat(size)
     return new Promise((resolve) => {
@@ -262,6 +374,9 @@ serve({
         for (let k = 0; k < perTurn; k++) {
           if (mode === 'rooms') {
             for (const name of roomNames) server.room(name, text)
+          } else if (mode === 'event') {
+            // a fresh payload each time, as an application builds one per event
+            server.event({ from: 'bench', text })
           } else {
             server.all(text)
           }
