@@ -97,9 +97,20 @@ class Connection {
     }
     this.#socket = socket
     socket.binaryType = 'arraybuffer'
-    // A listener must stay: `ws` throws an 'error' event that has none; the close event follows it
-    socket.onerror = () => {}
+    let connected = false
+    // A listener must stay: `ws` throws an 'error' event that has none. An error before the socket
+    // opened is a failed connect: browsers and ws follow it with a close event, but Node 22's
+    // built-in WebSocket does not (it stays CONNECTING), so the failure is handled here and the
+    // late close, if any, is ignored (the socket is no longer the current one).
+    socket.onerror = () => {
+      if (connected || socket !== this.#socket) return
+      this.#disconnected(1006)
+      try {
+        socket.close()
+      } catch {}
+    }
     socket.onopen = () => {
+      connected = true
       if (this.#options.handshake === undefined) this.#opened()
     }
     socket.onmessage = ({ data }) => {
