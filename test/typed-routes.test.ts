@@ -28,6 +28,8 @@ test('typed route options are checked at registration with FST_WS_HUB_INVALID_RO
     [{ messages: { say: null }, handlers: handleSay }, /"messages\.say": expected a TypeBox schema/],
     [{ messages: { error: schemas.say }, handlers: { error () {} } }, /"messages\.error": "error" is the type of error frames/],
     [{ events: { error: schemas.said } }, /"events\.error": "error" is the type of error frames/],
+    [{ events: { status: schemas.said } }, /"events\.status": "status" is a lifecycle name of the client's on\(\)/],
+    [{ events: { message: schemas.said } }, /"events\.message": "message" is a lifecycle name of the client's on\(\)/],
     [{ events: { when: Type.Date() } }, /"events\.when": fast-json-stringify cannot compile this schema/],
     [{ mesages: say }, /"mesages": unknown option; did you mean "messages"\?/]
   ]

@@ -1,0 +1,184 @@
+import { backoffDelay } from './backoff.ts'
+import { HubClientError } from './errors.ts'
+import { resolveOptions, type ResolvedOptions } from './options.ts'
+import { Requests } from './requests.ts'
+import { SendBuffer, type Queued } from './send-buffer.ts'
+import type { ClientOptions, ClientSocket, ClientStatus, HubClient, RawData, RequestOptions, Unsubscribe } from './types.ts'
+import { encodeMessage, readFrame } from './wire.ts'
+
+/** `WebSocket.OPEN`, which a socket constructor from `ws` has only on the class. */
+const OPEN = 1
+
+/**
+ * Close codes after which the client does not come back: 1008 (policy violation: the hub refused
+ * it) and 4000-4099, the range the hub's applications use to say "do not reconnect".
+ */
+function isFinalCode (code: number): boolean {
+  return code === 1008 || (code >= 4000 && code <= 4099)
+}
+
+type Listener = (value: never) => void
+
+/** The client behind `createClient`, typed loosely inside; `HubClient<Route>` types it outside. */
+class Connection {
+  status: ClientStatus = 'connecting'
+  readonly #url: string
+  readonly #options: ResolvedOptions
+  readonly #listeners = new Map<string, Set<Listener>>()
+  readonly #buffer: SendBuffer
+  readonly #requests = new Requests()
+  #socket: ClientSocket | undefined
+  #timer: ReturnType<typeof setTimeout> | undefined
+  /** Reconnection attempts since the last open. */
+  #attempt = 0
+
+  constructor (url: string, options: ClientOptions) {
+    this.#url = url
+    this.#options = resolveOptions(options)
+    this.#buffer = new SendBuffer(this.#options.bufferSize, this.#options.reject)
+    this.#connect()
+  }
+
+  get dropped (): number {
+    return this.#buffer.dropped
+  }
+
+  on (type: string, listener: Listener): Unsubscribe {
+    let set = this.#listeners.get(type)
+    if (set === undefined) this.#listeners.set(type, set = new Set())
+    set.add(listener)
+    return () => { set.delete(listener) }
+  }
+
+  send (typeOrData: RawData, data?: unknown): void {
+    this.#write({ frame: typeof typeOrData === 'string' && arguments.length > 1 ? encodeMessage(typeOrData, data) : typeOrData })
+  }
+
+  request (type: string, data: unknown, options: RequestOptions = {}): Promise<unknown> {
+    if (this.status === 'closed') return Promise.reject(closedError())
+    const { id, reply } = this.#requests.start(options.timeout ?? this.#options.requestTimeout, id => this.#buffer.remove(id))
+    try {
+      this.#write({ frame: encodeMessage(type, data, id), id })
+    } catch (error) {
+      this.#requests.fail(id, error as HubClientError)
+    }
+    return reply
+  }
+
+  close (code = 1000, reason?: string): void {
+    if (this.status === 'closed') return
+    const socket = this.#socket
+    this.#socket = undefined
+    socket?.close(code, reason)
+    this.#end()
+  }
+
+  /** Writes a frame now when open, or queues it; a request it pushes out of the queue fails. */
+  #write (item: Queued): void {
+    if (this.status === 'closed') throw closedError()
+    if (this.status === 'open' && this.#socket?.readyState === OPEN) {
+      this.#socket.send(item.frame)
+      if (item.id !== undefined) this.#requests.sent(item.id)
+      return
+    }
+    const dropped = this.#buffer.push(item)
+    if (dropped?.id !== undefined) this.#requests.fail(dropped.id, new HubClientError('overflow', 'dropped from the full send buffer'))
+  }
+
+  #connect (): void {
+    this.#timer = undefined
+    let socket: ClientSocket
+    try {
+      socket = new this.#options.WebSocket(this.#url)
+    } catch {
+      // An unusable URL or a refused constructor is a failed connect like any other
+      this.#disconnected(1006)
+      return
+    }
+    this.#socket = socket
+    socket.binaryType = 'arraybuffer'
+    // A listener must stay: `ws` throws an 'error' event that has none; the close event follows it
+    socket.onerror = () => {}
+    socket.onopen = () => {
+      if (this.#options.handshake === undefined) this.#opened()
+    }
+    socket.onmessage = ({ data }) => {
+      if (socket === this.#socket) this.#receive(data as string | ArrayBuffer)
+    }
+    socket.onclose = ({ code }) => {
+      if (socket === this.#socket) this.#disconnected(code)
+    }
+  }
+
+  #opened (): void {
+    this.#attempt = 0
+    this.status = 'open'
+    // Queued frames go first, before any status listener can send
+    for (const item of this.#buffer.drain()) {
+      if (item.id === undefined || this.#requests.has(item.id)) this.#write(item)
+    }
+    this.#emit('status', 'open')
+  }
+
+  #receive (data: string | ArrayBuffer): void {
+    if (typeof data !== 'string') return this.#emit('message', data)
+    if (this.status !== 'open' && this.#options.handshake?.(data) === true) return this.#opened()
+    const frame = readFrame(data)
+    if (frame === undefined) return this.#emit('message', data)
+    const { type, id, error } = frame
+    if (type === 'error') {
+      const failure = new HubClientError(String(error?.code), String(error?.message))
+      if (typeof id !== 'number' || !this.#requests.fail(id, failure)) this.#emit('error', failure)
+      return
+    }
+    if (typeof id === 'number' && this.#requests.resolve(id, frame.data)) return
+    if (this.#listeners.get(type)?.size) return this.#emit(type, frame.data)
+    this.#emit('message', data)
+  }
+
+  #disconnected (code: number): void {
+    this.#socket = undefined
+    this.#requests.close(false)
+    if (isFinalCode(code) || this.#attempt >= this.#options.maxRetries) return this.#end()
+    const delay = backoffDelay(this.#attempt++, this.#options.initialDelay, this.#options.maxDelay)
+    this.#timer = setTimeout(() => this.#connect(), delay)
+    this.#setStatus('reconnecting')
+  }
+
+  /** Closes for good: nothing waits any longer. */
+  #end (): void {
+    clearTimeout(this.#timer)
+    this.#buffer.drain()
+    this.#requests.close(true)
+    this.#setStatus('closed')
+  }
+
+  #setStatus (status: ClientStatus): void {
+    if (status === this.status) return
+    this.status = status
+    this.#emit('status', status)
+  }
+
+  #emit (type: string, value: unknown): void {
+    for (const listener of this.#listeners.get(type) ?? []) {
+      try {
+        (listener as (value: unknown) => void)(value)
+      } catch (error) {
+        // A failing listener must not stop the others nor the client's own bookkeeping: rethrown apart
+        setTimeout(() => { throw error })
+      }
+    }
+  }
+}
+
+function closedError (): HubClientError {
+  return new HubClientError('closed', 'client closed')
+}
+
+/**
+ * Connects to a hub route and keeps connecting: typed from the route's definition with
+ * `createClient<typeof chatRoute>(url)`, untyped with `createClient(url)`.
+ */
+export function createClient<Route = unknown> (url: string, options: ClientOptions = {}): HubClient<Route> {
+  return new Connection(url, options) as unknown as HubClient<Route>
+}
