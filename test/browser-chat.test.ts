@@ -162,6 +162,33 @@ test('when the server terminates a page\'s socket, the page shows it, reconnects
   await waitForLine(alice, 'lobby', 'said', 'bobwelcome back')
 })
 
+test('while the server is down the page shows it and keeps what is typed; restarted, the page comes back and sends it', async (t) => {
+  if (chromiumMissing(t)) return
+  const browser = await launch(t)
+  const first = await buildChat()
+  const url = await first.listen({ port: 0, host: '127.0.0.1' })
+  const alice = await openChat(browser, url, 'alice', ['lobby'])
+  await waitForCount(alice, 'lobby', 1)
+
+  // the hub closes its clients with 1001 (going away): a close to come back from
+  await first.close()
+  await alice.locator('#status[data-status="reconnecting"]', { hasText: 'reconnecting' }).waitFor()
+  await say(alice, 'typed while away')
+  const { port } = new URL(url)
+  const second = await buildChat()
+  t.after(() => second.close())
+  await second.listen({ port: Number(port), host: '127.0.0.1' })
+
+  await alice.locator('#status[data-status="open"]').waitFor()
+  // the line comes back from the new server: the buffered say reached it, in the room
+  await waitForLine(alice, 'lobby', 'said.mine', 'typed while away')
+  await waitForCount(alice, 'lobby', 1)
+  const bob = await openChat(browser, url, 'bob', ['lobby'])
+  await waitForCount(alice, 'lobby', 2)
+  await say(bob, 'hello again')
+  await waitForLine(alice, 'lobby', 'said', 'bobhello again')
+})
+
 test('two chat servers on one Redis are one chat: a page on each shares a room, its messages and its online count', async (t) => {
   if (chromiumMissing(t)) return
   const redisUrl = await useRedis(t)

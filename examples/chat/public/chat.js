@@ -31,10 +31,11 @@ if (query.has('name')) {
 }
 
 function start (name) {
-  myName = name
+  // the server's name for a blank one, so that this page still knows its own lines
+  myName = name.trim() || 'anonymous'
   $('name-form').hidden = true
   $('chat').hidden = false
-  $('me').textContent = name
+  $('me').textContent = myName
   const wanted = query.getAll('room')
   for (const room of wanted.length > 0 ? wanted : ['lobby']) addRoom(room)
   switchTo(rooms.keys().next().value)
