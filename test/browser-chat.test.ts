@@ -132,7 +132,7 @@ test('two pages in a room talk, a page in another room hears none of it, and the
   await waitForCount(alice, 'team-b', 1)
 })
 
-test('when the server terminates a page\'s socket, the page shows it, reconnects by itself, rejoins its room and goes on', async (t) => {
+test('when the server terminates a page\'s socket, the page shows it, reconnects by itself, rejoins its room and goes on; closed with 4001 it stays away', async (t) => {
   if (chromiumMissing(t)) return
   const browser = await launch(t)
   const { app, url } = await startChat(t)
@@ -160,6 +160,12 @@ test('when the server terminates a page\'s socket, the page shows it, reconnects
   await waitForLine(bob, 'lobby', 'said', 'aliceafter the reconnect')
   await say(bob, 'welcome back')
   await waitForLine(alice, 'lobby', 'said', 'bobwelcome back')
+
+  // a close code that says not to come back (4000-4099): the page stays away and says so
+  clientNamed(app, 'bob')?.close(4001, 'kicked')
+  await bob.locator('#status[data-status="closed"]').waitFor()
+  await waitForLine(bob, 'lobby', 'system', 'disconnected: reload the page to come back')
+  await waitForCount(alice, 'lobby', 1)
 })
 
 test('while the server is down the page shows it and keeps what is typed; restarted, the page comes back and sends it', async (t) => {

@@ -40,26 +40,25 @@ export async function buildChat ({ redisUrl, prefix = 'fastify-ws-hub-chat', log
   // so a count taken at once may miss a join elsewhere: each change is counted again a little later.
   const recounts = new Map()
 
+  let closing = false
+
   /** Pushes a room's cluster-wide online count to the room's pages on every node. */
   async function announceCount (room) {
-    let count
-    try {
-      count = await app.hub.clusterRoomSize(room)
-    } catch (error) {
-      // Redis unreachable: the count stays as it was on the pages; the next change corrects it
-      app.log.warn({ err: error, room }, 'chat: no online count for the room')
-      return
-    }
+    const count = await app.hub.clusterRoomSize(room)
     app.hub.broadcastEvent('online', { room, count }, { room })
   }
 
   function roomChanged (room) {
-    announceCount(room)
+    // the app shutting down closes every client: nobody is left to tell
+    if (closing) return
+    // Redis unreachable: the pages keep the count they have; the next change corrects it
+    const warn = (error) => app.log.warn({ err: error, room }, 'chat: no online count for the room')
+    announceCount(room).catch(warn)
     if (redisUrl === undefined) return
     clearTimeout(recounts.get(room))
     const timer = setTimeout(() => {
       recounts.delete(room)
-      announceCount(room)
+      announceCount(room).catch(warn)
     }, recountDelay)
     timer.unref()
     recounts.set(room, timer)
@@ -132,7 +131,8 @@ export async function buildChat ({ redisUrl, prefix = 'fastify-ws-hub-chat', log
   })
   app.hub.route(chatRoute)
 
-  app.addHook('onClose', async () => {
+  app.addHook('preClose', async () => {
+    closing = true
     for (const timer of recounts.values()) clearTimeout(timer)
   })
   return app

@@ -48,10 +48,14 @@ function start (name) {
   client.on('said', ({ room, from, text, at }) => addMessage(room, from, text, at))
   client.on('member', ({ room, name, change }) => addNotice(room, `${name} ${change} the room`))
   client.on('online', ({ room, count }) => setCount(room, count))
+  // an error frame for a message sent without waiting for a reply (a `say` the schema refuses)
+  client.on('error', (error) => {
+    if (current !== undefined) addNotice(current, `not sent: ${error.message}`)
+  })
 
   $('say-form').addEventListener('submit', (event) => {
     event.preventDefault()
-    if (current === undefined) return
+    if (current === undefined || $('text').value.trim() === '') return
     // while the connection is away this waits in the client, and goes out when it is back
     client.send('say', { room: current, text: $('text').value })
     $('text').value = ''
@@ -86,7 +90,10 @@ function showStatus (status) {
   // A new socket is a new client on the server, in no room: join them all again. The first
   // connection joins them here too.
   if (status === 'open') for (const room of rooms.keys()) join(room)
-  if (status === 'reconnecting' && current !== undefined) addNotice(current, 'connection lost, reconnecting…')
+  if (current === undefined) return
+  if (status === 'reconnecting') addNotice(current, 'connection lost, reconnecting…')
+  // only after a close that says not to come back (1008, 4000-4099) or maxRetries
+  if (status === 'closed') addNotice(current, 'disconnected: reload the page to come back')
 }
 
 function addRoom (room) {
