@@ -57,8 +57,10 @@ export async function startHub (t: TestContext, port = 0, options: FastifyWsHubO
   app.hub.route(chatRoute)
   app.hub.route({
     url: '/raw',
+    // Binary echoed; text echoed with a prefix, or as it is after "raw:"
     onMessage (client, data, isBinary) {
-      client.send(isBinary ? data : `echo:${data.toString()}`)
+      const text = data.toString()
+      client.send(isBinary ? data : text.startsWith('raw:') ? text.slice(4) : `echo:${text}`)
     }
   })
   await app.listen({ port, host: '127.0.0.1' })
