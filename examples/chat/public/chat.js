@@ -56,6 +56,8 @@ function start (name) {
   $('say-form').addEventListener('submit', (event) => {
     event.preventDefault()
     if (current === undefined || $('text').value.trim() === '') return
+    // after a final close the client takes nothing more (it throws): the room says why already
+    if (client.status === 'closed') return
     // while the connection is away this waits in the client, and goes out when it is back
     client.send('say', { room: current, text: $('text').value })
     $('text').value = ''
@@ -63,6 +65,7 @@ function start (name) {
   $('join-form').addEventListener('submit', (event) => {
     event.preventDefault()
     const room = $('join-room').value.trim()
+    if (client.status === 'closed') return
     $('join-room').value = ''
     addRoom(room)
     switchTo(room)
@@ -103,7 +106,7 @@ function addRoom (room) {
   item.querySelector('.room').textContent = room
   item.querySelector('.room').addEventListener('click', () => switchTo(room))
   item.querySelector('.leave').addEventListener('click', () => {
-    client.send('leave', { room })
+    if (client.status !== 'closed') client.send('leave', { room })
     removeRoom(room)
   })
   $('rooms').append(item)
