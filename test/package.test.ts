@@ -35,16 +35,32 @@ test('require() of the package and of ./redis works (require of ESM, Node ^20.19
   assert.deepEqual(JSON.parse(output), ['function', true, 'function', 'function'])
 })
 
-test('the manifest publishes dist and the sources its maps point to, as ESM, with the two entry points and the pinned ws', () => {
+test('the manifest publishes dist and the sources its maps point to, as ESM, with the three entry points and the pinned ws', () => {
   assert.equal(manifest.name, 'fastify-ws-hub')
   assert.equal(manifest.type, 'module')
   assert.deepEqual(manifest.files, ['dist', 'lib'])
   // require() of an ES module works without a flag from Node 20.19 and from 22.12: 22.0 to 22.11 are left out.
   assert.equal(manifest.engines.node, '^20.19 || >=22.12')
-  assert.deepEqual(Object.keys(manifest.exports).filter((key: string) => key !== './package.json'), ['.', './redis'])
+  assert.deepEqual(Object.keys(manifest.exports).filter((key: string) => key !== './package.json'), ['.', './redis', './client'])
   assert.match(manifest.dependencies.ws, /^\^?8\.(2[3-9]|[3-9]\d)\./)
   assert.ok(manifest.peerDependencies.fastify)
   assert.equal(manifest.peerDependenciesMeta.ioredis.optional, true)
+})
+
+test('./client loads nothing but its own files: no dependency, no server code', async () => {
+  const directory = join(root, 'dist', 'client')
+  const { createClient, HubClientError } = await import('fastify-ws-hub/client')
+  assert.equal(typeof createClient, 'function')
+  assert.equal(typeof HubClientError, 'function')
+  const files = packedFiles().filter(file => file.startsWith('dist/client/') && file.endsWith('.js'))
+  assert.ok(files.includes('dist/client/index.js'))
+  for (const file of files) {
+    const text = readFileSync(join(root, file), 'utf8')
+    for (const match of text.matchAll(/(?:from\s+|import\(\s*|import\s+)["']([^"']+)["']/g)) {
+      assert.match(match[1] as string, /^\.\/[\w-]+\.js$/, `${file} imports ${match[1]}`)
+      assert.ok(existsSync(join(directory, match[1] as string)))
+    }
+  }
 })
 
 test('the plugin is wrapped by fastify-plugin with the npm name and fastify 5', async () => {

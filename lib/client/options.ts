@@ -23,7 +23,7 @@ export interface ResolvedOptions {
 /** Fills in the defaults; throws when no WebSocket constructor is at hand. */
 export function resolveOptions (options: ClientOptions): ResolvedOptions {
   const WebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-  if (WebSocket === undefined) throw new TypeError('no global WebSocket: pass the WebSocket option (e.g. from "ws")')
+  if (WebSocket === undefined) throw new TypeError('no global WebSocket: pass the WebSocket option (ws has one)')
   const handshake = options.handshake ?? DEFAULT_HANDSHAKE
   const reconnect = options.reconnect ?? {}
   return {
