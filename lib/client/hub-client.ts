@@ -14,7 +14,8 @@ const OPEN = 1
  * it) and 4000-4099, the range the hub's applications use to say "do not reconnect".
  */
 function isFinalCode (code: number): boolean {
-  return code === 1008 || (code >= 4000 && code <= 4099)
+  // 1000: the server ended the connection on purpose (a normal close is not an abnormal one)
+  return code === 1000 || code === 1008 || (code >= 4000 && code <= 4099)
 }
 
 type Listener = (value: never) => void
