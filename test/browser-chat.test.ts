@@ -185,7 +185,8 @@ test('while the server is down the page shows it and keeps what is typed; restar
   t.after(() => second.close())
   await second.listen({ port: Number(port), host: '127.0.0.1' })
 
-  await alice.locator('#status[data-status="open"]').waitFor()
+  // The page's next attempt comes within its backoff cap (5 s, full jitter), plus slack for a loaded machine.
+  await alice.locator('#status[data-status="open"]').waitFor({ timeout: 20_000 })
   // the line comes back from the new server: the buffered say reached it, in the room
   await waitForLine(alice, 'lobby', 'said.mine', 'typed while away')
   await waitForCount(alice, 'lobby', 1)

@@ -42,7 +42,8 @@ function start (name) {
 
   const url = new URL(`/ws?name=${encodeURIComponent(name)}`, window.location.href)
   url.protocol = url.protocol.replace('http', 'ws')
-  client = createClient(url.href, { reconnect: { initialDelay: 500, maxDelay: 30000 }, bufferSize: 100 })
+  // A chat comes back quickly once its server does: the backoff is capped at 5 s, not the client's 30 s default.
+  client = createClient(url.href, { reconnect: { initialDelay: 500, maxDelay: 5000 }, bufferSize: 100 })
   client.on('status', showStatus)
   showStatus(client.status)
   client.on('said', ({ room, from, text, at }) => addMessage(room, from, text, at))
