@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { TestContext } from 'node:test'
@@ -120,4 +121,17 @@ export async function within<T> (promise: Promise<T>, timeoutMs: number, what = 
 /** Resolves in the next event-loop turn (after pending I/O callbacks). */
 export function nextTurn (): Promise<void> {
   return new Promise(resolve => setImmediate(resolve))
+}
+
+/**
+ * An `assert.throws`/`rejects` validator for an error of this package that names what is wrong:
+ * its `code`, the quoted name in its message, and a reason matching `reason`.
+ */
+export function namedError (code: string, name: string, reason: RegExp) {
+  return (error: Error & { code?: string }) => {
+    assert.equal(error.code, code)
+    assert.ok(error.message.includes(`"${name}"`), error.message)
+    assert.match(error.message, reason)
+    return true
+  }
 }

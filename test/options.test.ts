@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Fastify from 'fastify'
 import fastifyWsHub, { type FastifyWsHubOptions } from '../dist/index.js'
+import { namedError } from './helpers.js'
 
 const badOptions: Array<[string, unknown]> = [
   ['options', 'nope'],
@@ -116,12 +117,7 @@ test('Fastify\'s own register options (prefix, logLevel, logSerializers) pass; w
 })
 
 function refusedWith (name: string, reason: RegExp) {
-  return (error: Error & { code?: string }) => {
-    assert.equal(error.code, 'FST_WS_HUB_INVALID_OPTION')
-    assert.ok(error.message.includes(`"${name}"`), error.message)
-    assert.match(error.message, reason)
-    return true
-  }
+  return namedError('FST_WS_HUB_INVALID_OPTION', name, reason)
 }
 
 async function registration (options: unknown, fastifyOptions = {}): Promise<void> {

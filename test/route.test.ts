@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fastifyWsHub, { Type, type Client } from '../dist/index.js'
-import { connect, createApp, listen, waitFor } from './helpers.js'
+import { connect, createApp, listen, namedError, waitFor } from './helpers.js'
 
 function refusal (statusCode: number, message: string): Error {
   return Object.assign(new Error(message), { statusCode })
@@ -173,12 +173,7 @@ test('works with @fastify/websocket registered before it, and with injectWS', as
 })
 
 function invalidRoute (name: string, reason: RegExp) {
-  return (error: Error & { code?: string }) => {
-    assert.equal(error.code, 'FST_WS_HUB_INVALID_ROUTE')
-    assert.ok(error.message.includes(`"${name}"`), error.message)
-    assert.match(error.message, reason)
-    return true
-  }
+  return namedError('FST_WS_HUB_INVALID_ROUTE', name, reason)
 }
 
 test('an unknown route option throws FST_WS_HUB_INVALID_ROUTE naming it and the closest known one', async (t) => {
