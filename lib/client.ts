@@ -28,6 +28,8 @@ export interface QueuedMessage {
 }
 
 const EMPTY_ROOMS: ReadonlySet<string> = new Set()
+/** What `join` returns for a client that is not open: there is nothing to wait for. */
+const NOT_JOINED = Promise.resolve()
 
 /**
  * One websocket connection of one upgrade request, as handlers see it. Handlers get the same
@@ -162,10 +164,15 @@ export class Client<
     return this._core.writeMessage(this.#untyped, message)
   }
 
-  /** Joins a room; broadcasts with `{ room }` reach it from now on. Left automatically on close. */
-  join (room: string): void {
-    if (this._state !== 'open') return
-    this._core.join(this.#untyped, room)
+  /**
+   * Joins a room: broadcasts with `{ room }` from this node reach it from now on, and those from
+   * other nodes once the returned promise resolves (with the Redis adapter, when this node is
+   * subscribed to the room: one round trip for the room's first member here). Left automatically
+   * on close. Awaiting is optional; the promise never rejects.
+   */
+  join (room: string): Promise<void> {
+    if (this._state !== 'open') return NOT_JOINED
+    return this._core.join(this.#untyped, room)
   }
 
   /** Leaves a room. */

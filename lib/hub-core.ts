@@ -15,6 +15,7 @@ import type { ResolvedHubOptions } from './options.ts'
 import { createCounters, type HubStats } from './stats.ts'
 
 const OPEN = 1
+const RESOLVED = Promise.resolve()
 
 /**
  * A typed route's schemas as it was registered: what the hub can describe of its protocol (an
@@ -84,11 +85,15 @@ export class HubCore implements HubNode {
     return this.rooms.get(room)?.size ?? 0
   }
 
-  /** Adds an open client to the hub. */
-  add (client: Client): void {
+  /**
+   * Adds an open client to the hub.
+   * @returns pending until messages sent to it from other nodes reach this node (see `HubAdapter.watch`); undefined when they do already
+   */
+  add (client: Client): Promise<void> | undefined {
     this.clients.set(client.id, client)
     this.membershipVersion++
     this.#unfinished++
+    return this.adapter.watch?.('client', client.id)
   }
 
   /** Notes that a client's onClose has finished: its whole life is over. */
@@ -100,6 +105,7 @@ export class HubCore implements HubNode {
   remove (client: Client): void {
     if (!this.clients.delete(client.id)) return
     this.membershipVersion++
+    this.adapter.unwatch?.('client', client.id)
     if (client._rooms !== undefined) {
       for (const room of client._rooms) this.#leaveRoom(client, room)
       client._rooms.clear()
@@ -107,7 +113,11 @@ export class HubCore implements HubNode {
     this.releaseIp(client._ip)
   }
 
-  join (client: Client, room: string): void {
+  /**
+   * Adds a client to a room.
+   * @returns resolves once the room's broadcasts from other nodes reach this node (never rejects)
+   */
+  join (client: Client, room: string): Promise<void> {
     if (typeof room !== 'string') throw new TypeError('A room name must be a string')
     let members = this.rooms.get(room)
     if (members === undefined) {
@@ -118,6 +128,8 @@ export class HubCore implements HubNode {
     this.membershipVersion++
     client._rooms ??= new Set()
     client._rooms.add(room)
+    // Every join asks, not only the first: a second member must wait for a subscription still on its way.
+    return this.adapter.watch?.('room', room) ?? RESOLVED
   }
 
   leave (client: Client, room: string): void {
@@ -129,7 +141,10 @@ export class HubCore implements HubNode {
     if (members === undefined) return
     members.delete(client)
     this.membershipVersion++
-    if (members.size === 0) this.rooms.delete(room)
+    if (members.size === 0) {
+      this.rooms.delete(room)
+      this.adapter.unwatch?.('room', room)
+    }
   }
 
   /** Open clients plus admitted upgrades: what `maxConnections` caps. */

@@ -28,7 +28,9 @@ export function asError (value: unknown): Error {
 
 /**
  * Starts a registered client's life: listeners, handshake message, then `onOpen`. Messages that
- * arrive before `onOpen` settles wait in order, with the socket paused.
+ * arrive before `onOpen` settles wait in order, with the socket paused. With an adapter that
+ * routes `sendTo` by client (Redis), the handshake waits until messages sent to the client from
+ * other nodes reach this node: a client that has its handshake can be reached from anywhere.
  */
 export function openClient (client: Client): void {
   const socket = client.socket as HubSocket
@@ -38,20 +40,36 @@ export function openClient (client: Client): void {
   socket.on('close', onSocketClose)
   socket.on('error', onSocketError)
 
-  const core = client._core
-  core.add(client)
+  const reachable = client._core.add(client)
+  if (reachable === undefined) {
+    greet(client)
+    return
+  }
+  // As an async handler: the socket is paused meanwhile, what the client sends waits its turn, and
+  // onClose (should it leave first) still comes after onOpen.
+  runHandler(client, async () => {
+    await reachable
+    sendHandshake(client)
+    await client._handlers.onOpen?.(client)
+  })
+}
 
-  const handshake = core.options.handshakeMessage
-  if (handshake !== false) {
-    try {
-      client.send(typeof handshake === 'function' ? handshake(client) : handshake)
-    } catch (error) {
-      handlerFailed(client, error)
-      return
-    }
+/** Sends the handshake message, then runs `onOpen`. */
+function greet (client: Client): void {
+  try {
+    sendHandshake(client)
+  } catch (error) {
+    handlerFailed(client, error)
+    return
   }
   const onOpen = client._handlers.onOpen
   if (onOpen !== undefined) runHandler(client, () => onOpen(client))
+}
+
+/** Sends the handshake message, if the hub has one (a handshake function that throws throws here). */
+function sendHandshake (client: Client): void {
+  const handshake = client._core.options.handshakeMessage
+  if (handshake !== false) client.send(typeof handshake === 'function' ? handshake(client) : handshake)
 }
 
 /** Runs a handler; while a promise it returned is pending, the client is busy and its socket paused. */

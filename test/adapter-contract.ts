@@ -17,23 +17,25 @@ export interface TestNode {
   url: string
 }
 
-/** A client of a test node, with its hub id; `data()` is what it received after its id. */
+/** A client of a test node, with its hub id and rooms; `data()` is what it received after its id. */
 export interface NodeClient extends TestClient {
   id: string
+  rooms: string[]
   data (): string[]
 }
 
 /**
  * Starts a hub on a free port with the given adapter. Its route `/ws` joins the rooms listed in
- * `?rooms=a,b` and sends the client its id (`id:<id>`) as the first message.
+ * `?rooms=a,b` and, once the joins are in place across the cluster, sends the client its id
+ * (`id:<id>`) as the first message.
  */
 export async function startNode (t: TestContext, adapter: HubAdapter): Promise<TestNode> {
   const app = await createApp(t, { adapter, handshakeMessage: false })
   app.hub.route({
     url: '/ws',
-    onOpen (client) {
+    async onOpen (client) {
       const { rooms } = client.request.query as { rooms?: string }
-      for (const room of rooms?.split(',') ?? []) client.join(room)
+      await Promise.all((rooms?.split(',') ?? []).map(room => client.join(room)))
       client.send(`id:${client.id}`)
     }
   })
@@ -44,21 +46,33 @@ export async function startNode (t: TestContext, adapter: HubAdapter): Promise<T
 export async function join (node: Pick<TestNode, 'url'>, rooms: string[] = []): Promise<NodeClient> {
   const client = await connect(`${node.url}/ws${rooms.length > 0 ? `?rooms=${rooms.join(',')}` : ''}`)
   const [first] = await client.received(1)
-  return Object.assign(client, { id: (first as string).slice(3), data: () => client.messages.slice(1) })
+  return Object.assign(client, { id: (first as string).slice(3), rooms, data: () => client.messages.slice(1) })
 }
 
 let sentinels = 0
 
 /**
- * Broadcasts a sentinel from `from` and waits until each client has it. Each node receives a
- * publisher's messages in order, so whatever was sent before has arrived by then: what the
- * clients hold is final, duplicates included.
+ * Sends sentinels from `from` down every path a message to these clients can take (a broadcast to
+ * everyone, one to each of their rooms, a `sendTo` each) and waits until each client has all of
+ * its own. A node receives a publisher's messages in order per room and per client, so whatever
+ * `from` sent them before has arrived by then: what the clients hold is final, duplicates
+ * included. The sentinels are then taken out of what they hold.
  */
 export async function settle (from: TestNode, clients: NodeClient[]): Promise<void> {
   const sentinel = `sentinel-${++sentinels}`
-  from.app.hub.broadcast(sentinel)
-  await eventually(() => clients.every(client => client.messages.includes(sentinel)), 5000, sentinel)
-  for (const client of clients) client.messages.splice(client.messages.indexOf(sentinel), 1)
+  const hub = from.app.hub
+  hub.broadcast(`${sentinel}:all`)
+  const rooms = new Set(clients.flatMap(client => client.rooms))
+  for (const room of rooms) hub.broadcast(`${sentinel}:room:${room}`, { room })
+  for (const client of clients) hub.sendTo(client.id, `${sentinel}:to`)
+  const expected = (client: NodeClient): string[] =>
+    [`${sentinel}:all`, `${sentinel}:to`, ...client.rooms.map(room => `${sentinel}:room:${room}`)]
+  await eventually(() => clients.every(client => expected(client).every(message => client.messages.includes(message))), 5000, sentinel)
+  for (const client of clients) {
+    for (let i = client.messages.length - 1; i >= 0; i--) {
+      if (client.messages[i]?.startsWith(sentinel) === true) client.messages.splice(i, 1)
+    }
+  }
 }
 
 /** The adapter contract: every adapter must pass it, the in-memory one and the Redis one alike. */

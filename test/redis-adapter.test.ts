@@ -19,7 +19,7 @@ function publishCalls (info: string): number {
  * Builds a message in the adapter's framing (see lib/adapters/redis/codec.ts) with any header
  * bytes, sequence number 1 and the publish time now.
  */
-function framed (flags: number, header: string, payload = 'x', version = 2): Buffer {
+function framed (flags: number, header: string, payload = 'x', version = 3): Buffer {
   const head = Buffer.from(header)
   const preamble = Buffer.alloc(18)
   preamble.set([0x77, 0x68, version, flags])
@@ -29,7 +29,7 @@ function framed (flags: number, header: string, payload = 'x', version = 2): Buf
   return Buffer.concat([preamble, head, Buffer.from(payload)])
 }
 
-test('a broadcast or sendTo is one PUBLISH whatever the number of clients and nodes', async (t) => {
+test('a broadcast, a room broadcast or a sendTo is one PUBLISH whatever the number of clients and nodes', async (t) => {
   // A Redis of this test's own when possible, so that nobody else's PUBLISH shows in its counters.
   const url = hasRedisServerBinary ? (await useRedisServer(t))?.url : await useRedis(t)
   if (url === undefined) return
@@ -40,8 +40,8 @@ test('a broadcast or sendTo is one PUBLISH whatever the number of clients and no
   const remote = clients[1]!
   const listener = rawClient(t, url)
   let seen = 0
-  listener.on('messageBuffer', () => { seen++ })
-  await listener.subscribe(`${prefix}:db0:messages`)
+  listener.on('pmessageBuffer', () => { seen++ })
+  await listener.psubscribe(`${prefix}:db0:*`)
   const admin = rawClient(t, url)
   const before = publishCalls(await admin.info('commandstats'))
 
@@ -50,14 +50,15 @@ test('a broadcast or sendTo is one PUBLISH whatever the number of clients and no
   for (let i = 0; i < 5; i++) a.app.hub.sendTo(remote.id, `direct ${i}`)
   await eventually(() => clients.every(client => client.data().length >= 10), 5000, 'every client to get the broadcasts')
   await eventually(() => remote.data().length === 15, 5000, 'the direct messages')
-  await eventually(() => seen === 20, 2000, '20 messages on the channel')
+  await eventually(() => seen === 20, 2000, '20 messages on the channels')
 
   const calls = publishCalls(await admin.info('commandstats')) - before
   if (hasRedisServerBinary) assert.equal(calls, 20)
   else assert.ok(calls >= 20)
   assert.equal(a.app.hub.stats()['adapter.published'], 20)
+  // Each node gets what its clients can: b holds the sendTo target, c only broadcasts and room members.
   assert.equal(b.app.hub.stats()['adapter.received'], 20)
-  assert.equal(c.app.hub.stats()['adapter.received'], 20)
+  assert.equal(c.app.hub.stats()['adapter.received'], 15)
   assert.equal(a.app.hub.stats()['adapter.received'], 0)
 })
 
@@ -68,7 +69,7 @@ test('malformed and foreign messages on the channel are ignored and counted, nev
   const [a, b] = await twoNodes(t, url, prefix)
   const b1 = await join(b)
   const raw = rawClient(t, url)
-  const channel = `${prefix}:db0:messages`
+  const channel = `${prefix}:db0:all`
   const garbage: Array<string | Buffer> = [
     'hello',
     '{"kind":"broadcast","payload":"x"}',
@@ -85,7 +86,9 @@ test('malformed and foreign messages on the channel are ignored and counted, nev
     framed(0, '["n",null,5]'),
     framed(0, '["n",null]'),
     framed(2, '["n"]'),
-    framed(2, '["n",7]')
+    framed(2, '["n",7]'),
+    framed(0, '["n",["r"],null,"not a number"]'),
+    framed(0, '["n",null,null]', 'x', 2)
   ]
   for (const message of garbage) await raw.publish(channel, message)
   // Well-formed but from this very node: ignored, and not malformed either.
@@ -95,7 +98,8 @@ test('malformed and foreign messages on the channel are ignored and counted, nev
   assert.deepEqual(b1.data(), ['real'])
   await eventually(() => a.app.hub.stats()['adapter.malformed'] === garbage.length, 2000, 'node a to count the garbage')
   assert.equal(b.app.hub.stats()['adapter.malformed'], garbage.length)
-  assert.equal(b.app.hub.stats()['adapter.received'], 2)
+  // 'real' and settle's two sentinels (to everyone, and to b1).
+  assert.equal(b.app.hub.stats()['adapter.received'], 3)
 
   // A well-formed envelope from a node the hubs do not know is delivered: the channel is the cluster.
   await raw.publish(channel, framed(1, '["another-node",null,null]', 'from outside'))
@@ -186,7 +190,14 @@ test('bad options are refused at once, naming the option', () => {
     [{ prefix: '' }, 'adapter.prefix'],
     [{ leaseTtl: 0 }, 'adapter.leaseTtl'],
     [{ leaseTtl: 1500.5 }, 'adapter.leaseTtl'],
-    [{ leaseTtl: '10000' }, 'adapter.leaseTtl']
+    [{ leaseTtl: '10000' }, 'adapter.leaseTtl'],
+    [{ cluster: [] }, 'adapter.cluster'],
+    [{ cluster: 'localhost:7000' }, 'adapter.cluster'],
+    [{ cluster: [null] }, 'adapter.cluster'],
+    [{ url: 'redis://127.0.0.1:1', cluster: [7000] }, 'adapter.url'],
+    [{ prefix: 'app{1}' }, 'adapter.prefix'],
+    [{ unsubscribeDelay: -1 }, 'adapter.unsubscribeDelay'],
+    [{ unsubscribeDelay: 0.5 }, 'adapter.unsubscribeDelay']
   ]
   for (const [options, name] of cases) {
     assert.throws(() => redisAdapter(options as RedisAdapterOptions), (error: Error & { code?: string }) => {
@@ -202,7 +213,11 @@ test('an adapter closed before it started closes quietly', async () => {
   await adapter.close()
   await adapter.close()
   assert.equal(adapter.publish({ kind: 'send', to: 'x', payload: Buffer.from('x'), binary: false }), false)
-  assert.deepEqual(adapter.stats?.(), { published: 0, received: 0, dropped: 1, malformed: 0, late: 0, lost: 0, gaps: 0, publishers: 0, pendingBytes: 0 })
+  assert.deepEqual(adapter.stats?.(), {
+    published: 0, received: 0, receivedBytes: 0, duplicates: 0, dropped: 1, malformed: 0, late: 0, lost: 0, gaps: 0, publishers: 0, pendingBytes: 0, subscriptions: 0
+  })
+  assert.equal(adapter.watch?.('room', 'r'), undefined)
+  adapter.unwatch?.('room', 'r')
   await assert.rejects(adapter.clusterCount(), { code: 'FST_WS_HUB_REDIS_UNAVAILABLE' })
 })
 

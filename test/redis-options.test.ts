@@ -16,7 +16,7 @@ test('a misspelt option is refused, naming it and the closest valid one', () => 
   refused({ prefx: 'a' }, 'adapter.prefx', /did you mean "prefix"/)
   refused({ leaseTTL: 1000 }, 'adapter.leaseTTL', /did you mean "leaseTtl"/)
   refused({ url: 'redis://127.0.0.1:6379', stalTimeout: 500 }, 'adapter.stalTimeout', /did you mean "stallTimeout"/)
-  refused({ somethingElse: true }, 'adapter.somethingElse', /known options: url, client, prefix/)
+  refused({ somethingElse: true }, 'adapter.somethingElse', /known options: url, cluster, client, prefix, .*unsubscribeDelay/)
 })
 
 test('a url that is not a Redis URL is refused with the reason', () => {

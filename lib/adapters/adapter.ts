@@ -45,11 +45,16 @@ export interface HubNode {
   readonly log: FastifyBaseLogger
 }
 
+/** What a node can ask to receive from the others: a room's broadcasts, or the messages `sendTo` one of its clients. */
+export type Interest = 'room' | 'client'
+
 /**
  * How hubs of several processes reach each other. The hub delivers every message locally itself,
  * then hands it to `publish`; the adapter carries it to the other nodes and calls their `deliver`.
- * An adapter must deliver each envelope to each other node at most once and in publish order, and
- * must never deliver a node's own envelopes back to it.
+ * An adapter must deliver each envelope to each node that wants it at most once, in publish order
+ * per publisher and room (per publisher and client for `sendTo`), and must never deliver a node's
+ * own envelopes back to it. An adapter with `watch` may skip the nodes that do not hold the room
+ * or the client; one without it delivers everything everywhere.
  */
 export interface HubAdapter {
   /** Connects the adapter to its hub; called once when the Fastify instance becomes ready. */
@@ -63,6 +68,16 @@ export interface HubAdapter {
   clusterCount (): Promise<number>
   /** Members of a room on every live node. */
   clusterRoomSize (room: string): Promise<number>
+  /**
+   * The node has its first local member of a room (`'room'`), or a client opened (`'client'`): the
+   * adapter starts carrying that room's broadcasts, or that client's messages, to this node. The
+   * hub calls it at every join (a room already watched returns its pending promise, if any).
+   * @returns a promise that resolves (never rejects) once what other nodes publish for it reaches
+   *   this node; undefined when that is so already
+   */
+  watch? (kind: Interest, name: string): Promise<void> | undefined
+  /** The room lost its last local member, or the client left: the adapter may stop carrying its traffic here. */
+  unwatch? (kind: Interest, name: string): void
   /** Counters of the adapter's own (published, dropped, malformed...), merged into `hub.stats()`. */
   stats? (): Readonly<Record<string, number>>
   /** Leaves the cluster and frees every resource; called once when the Fastify instance closes. */

@@ -1,33 +1,17 @@
-import type { Redis } from 'ioredis'
 import type { HubNode } from '../adapter.ts'
 import { leaseKey, membersKey } from './names.ts'
 import type { CommandWatch } from './stall.ts'
+import type { AnyRedis } from './transport.ts'
 
 /** Lease hash fields: the node's open clients, and one field per room. */
 export const COUNT_FIELD = 'c'
 export const ROOM_FIELD = 'r:'
 
 /**
- * Sums one field of every other live node's lease. Run as one script: one round trip and no race
- * between reading the members and dropping the dead ones (whose lease key has expired).
- */
-const SUM_LEASES = `
-local total = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if id ~= ARGV[1] then
-    local value = redis.call('HGET', ARGV[2] .. id, ARGV[3])
-    if value then
-      total = total + tonumber(value)
-    elseif ARGV[4] == '1' and redis.call('EXISTS', ARGV[2] .. id) == 0 then
-      redis.call('SREM', KEYS[1], id)
-    end
-  end
-end
-return total`
-
-/**
  * A node's lease: the hash `<prefix>:node:<nodeId>` (its open clients and room sizes) with a TTL,
- * listed in the set `<prefix>:nodes`. Written on change and refreshed, one write at a time.
+ * listed in the set `<prefix>:nodes`. Written on change and refreshed, one write at a time. Every
+ * command touches one key, so the leases spread over the shards of a Redis Cluster (each node's
+ * lease on the slot of its own key) and no script needs keys of several slots.
  */
 export class Lease {
   readonly #node: HubNode
@@ -61,10 +45,12 @@ export class Lease {
 
   /**
    * Keeps the lease up to date: nothing when nothing changed and no refresh is due; otherwise one
-   * MULTI that writes only the count and the rooms whose size changed (a node with a room per user
-   * must not rewrite them all at every join), and renews the TTL.
+   * MULTI on the lease key that writes only the count and the rooms whose size changed (a node
+   * with a room per user must not rewrite them all at every join) and renews the TTL, then the
+   * node's entry in the members set. The entry comes after the lease, so that a reader never finds
+   * a listed node without a lease and takes it for dead.
    */
-  sync (redis: Redis): void {
+  sync (redis: AnyRedis): void {
     if (this.#writing) return
     const self = this.#node
     const version = self.membershipVersion
@@ -104,8 +90,12 @@ export class Lease {
       transaction.hset(key, ...fields).pexpire(key, this.#ttl)
     }
     this.#writing = true
-    this.#watch.track(transaction.sadd(this.#membersKey, self.nodeId).exec()).then((results) => {
+    const written = transaction.exec().then(async (results) => {
       if (results === null || results.some(([error]) => error !== null)) throw new Error('lease transaction failed')
+      await redis.sadd(this.#membersKey, self.nodeId)
+      return results
+    })
+    this.#watch.track(written).then((results) => {
       this.#version = version
       this.#refreshedAt = now
       // A lapsed lease (expired, or Redis flushed) got only this write's changes: make it whole.
@@ -117,19 +107,31 @@ export class Lease {
   }
 
   /** Deletes the lease, so the node leaves the count at once rather than when the lease expires. */
-  async remove (redis: Redis): Promise<void> {
-    await redis.multi().del(this.#key).srem(this.#membersKey, this.#node.nodeId).exec().catch((error: unknown) => {
+  async remove (redis: AnyRedis): Promise<void> {
+    await Promise.all([redis.del(this.#key), redis.srem(this.#membersKey, this.#node.nodeId)]).catch((error: unknown) => {
       this.#node.log.debug({ err: error }, 'fastify-ws-hub redis: lease not deleted; it expires by itself')
     })
   }
 }
 
 /**
- * Sums one lease field over every other live node, in one script.
- * @param keyPrefix the client's ioredis keyPrefix: the script builds key names, so it must add it itself
- * @param dropDead whether to drop from the members set the nodes whose lease expired
+ * Sums one lease field over every other live node: the members set, then the field of each
+ * listed lease, all asked at once (one round trip per shard, in parallel, on a cluster).
+ * @param dropDead whether to drop from the members set the nodes whose lease expired (it then
+ *   reads the count field, which every live lease holds: a missing one is a lease gone)
  */
-export async function sumLeases (redis: Redis, nodeId: string, prefix: string, keyPrefix: string, field: string, dropDead: boolean): Promise<number> {
-  const others = await redis.eval(SUM_LEASES, 1, membersKey(prefix), nodeId, keyPrefix + leaseKey(prefix, ''), field, dropDead ? '1' : '0')
-  return Number(others)
+export async function sumLeases (redis: AnyRedis, nodeId: string, prefix: string, field: string, dropDead: boolean): Promise<number> {
+  const members = membersKey(prefix)
+  const ids = (await redis.smembers(members)).filter(id => id !== nodeId)
+  const values = await Promise.all(ids.map(id => redis.hget(leaseKey(prefix, id), field)))
+  let total = 0
+  const dead: string[] = []
+  values.forEach((value, index) => {
+    if (value !== null) total += Number(value)
+    else if (dropDead) dead.push(ids[index] as string)
+  })
+  // Gone for good: node ids are never reused. A node whose lease lapsed in a stall adds itself back at its next write.
+  if (dead.length > 0) redis.srem(members, ...dead).catch(() => {})
+  return total
 }
+

@@ -1,5 +1,6 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { within } from './stall.ts'
+import { isCluster, type AnyRedis } from './transport.ts'
 
 /** Reconnect backoff cap: once Redis is back, a node is back within about this long. */
 const MAX_RECONNECT_DELAY = 1000
@@ -33,8 +34,37 @@ export function openCommands (url: string): Redis {
   })
 }
 
-/** The subscription connection: unlike publishes, it must wait for Redis however long it takes. */
-export function openSubscriber (commands: Redis): Redis {
+/**
+ * The adapter's own Redis Cluster client, with the same fail-fast rules as `openCommands`: no
+ * offline queue, no retries of a command that failed. ioredis still follows MOVED and ASK
+ * redirections, and the commands of one turn to one shard go as one pipeline.
+ */
+export function openClusterCommands (nodes: ClusterNode[]): Cluster {
+  return new Cluster(nodes, {
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    clusterRetryStrategy: reconnectDelay,
+    redisOptions: {
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      keepAlive: KEEPALIVE_DELAY
+    }
+  })
+}
+
+/**
+ * The subscription connection: unlike publishes, it must wait for Redis however long it takes.
+ * On a cluster, one connection per shard (ioredis's sharded subscribers), each moved to the new
+ * master of its slots after a failover.
+ */
+export function openSubscriber (commands: AnyRedis): AnyRedis {
+  if (isCluster(commands)) {
+    return commands.duplicate(undefined, {
+      enableOfflineQueue: true,
+      shardedSubscribers: true,
+      redisOptions: { ...commands.options.redisOptions, maxRetriesPerRequest: null, autoResubscribe: true }
+    } satisfies Partial<ClusterOptions>)
+  }
   return commands.duplicate({
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
@@ -44,7 +74,7 @@ export function openSubscriber (commands: Redis): Redis {
 }
 
 /** Resolves once the connection is ready. */
-export function ready (redis: Redis): Promise<void> {
+export function ready (redis: AnyRedis): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve()
   // A lazyConnect client of the user's would otherwise wait for a first command that never comes.
   if (redis.status === 'wait') redis.connect().catch(ignore)
@@ -52,7 +82,7 @@ export function ready (redis: Redis): Promise<void> {
 }
 
 /** Resolves when `done` settles or at the connection's first error, whichever comes first. */
-export function unlessFailing (redis: Redis, done: Promise<unknown>): Promise<void> {
+export function unlessFailing (redis: AnyRedis, done: Promise<unknown>): Promise<void> {
   return new Promise(resolve => {
     const finish = (): void => {
       redis.off('error', finish)
@@ -67,7 +97,7 @@ export function unlessFailing (redis: Redis, done: Promise<unknown>): Promise<vo
  * Quits a connection politely when it is up, at once when it is not (a QUIT would wait for
  * Redis), and after `timeout` ms at most (a stalled Redis never answers the QUIT).
  */
-export async function shutDown (redis: Redis, timeout: number): Promise<void> {
+export async function shutDown (redis: AnyRedis, timeout: number): Promise<void> {
   if (redis.status === 'ready') await within(redis.quit(), timeout).catch(ignore)
   // After a QUIT this only makes sure no reconnection is pending.
   redis.disconnect()

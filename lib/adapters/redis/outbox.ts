@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import { stampSequence } from './codec.ts'
 import type { CommandWatch } from './stall.ts'
 import type { AdapterCounters } from './stats.ts'
+import type { PubSub } from './transport.ts'
 
 /** An envelope waiting for the end of the turn. */
 interface Queued {
@@ -10,25 +11,35 @@ interface Queued {
 }
 
 /**
- * Envelopes published during one turn of the event loop, sent together at its end: one PUBLISH
- * each still, but written as one pipeline, which costs a fraction of separate commands (about
- * 9 µs per envelope instead of 40 in a burst). Order is kept: every command goes down the one
- * connection in publish order. Each envelope gets its channel's next sequence number as it is
- * handed to Redis.
+ * Ms a channel's sequence counter outlives its last publish (between one and two of these). A
+ * node that publishes to a room per user must not keep a counter for every room it ever
+ * reached; a counter that starts again at 1 reads as a new sequence to receivers, not as a gap.
+ */
+const COUNTER_LIFETIME = 60_000
+
+/**
+ * Envelopes published during one turn of the event loop, sent together at its end. On a
+ * standalone Redis they go as one pipeline, which costs a fraction of separate commands (about
+ * 9 µs per envelope instead of 40 in a burst); on a cluster each goes to the shard of its
+ * channel (ioredis groups those of one turn per shard). Order is kept per channel: a channel's
+ * commands go down one connection in publish order. Each envelope gets its channel's next
+ * sequence number as it is handed to Redis.
  */
 export class Outbox {
   /** Bytes queued for the end of this turn. */
   bytes = 0
-  readonly #redis: Redis
+  readonly #pubsub: PubSub
   readonly #watch: CommandWatch
   readonly #stats: AdapterCounters
-  /** The last sequence number given on each channel. */
-  readonly #sequences = new Map<string, number>()
+  /** The last sequence number given on each channel: this period's channels and the last period's. */
+  #sequences = new Map<string, number>()
+  #previousSequences = new Map<string, number>()
+  #periodStart = Date.now()
   #queued: Queued[] = []
   #flushing: NodeJS.Immediate | undefined
 
-  constructor (redis: Redis, watch: CommandWatch, stats: AdapterCounters) {
-    this.#redis = redis
+  constructor (pubsub: PubSub, watch: CommandWatch, stats: AdapterCounters) {
+    this.#pubsub = pubsub
     this.#watch = watch
     this.#stats = stats
   }
@@ -49,25 +60,23 @@ export class Outbox {
     if (queued.length === 0) return
     this.#queued = []
     this.bytes = 0
-    const redis = this.#redis
+    const pubsub = this.#pubsub
     const stats = this.#stats
     // Found down or stalled since they were published: dropped before they left, without a number.
-    if (redis.status !== 'ready' || this.#watch.stalled) {
+    if (pubsub.commands.status !== 'ready' || this.#watch.stalled) {
       stats.dropped += queued.length
       return
     }
-    for (const { channel, message } of queued) {
-      const sequence = ((this.#sequences.get(channel) ?? 0) + 1) >>> 0
-      this.#sequences.set(channel, sequence)
-      stampSequence(message, sequence)
-    }
-    if (queued.length === 1) {
-      const { channel, message } = queued[0] as Queued
-      // Rejected before it left (link down) or in flight when the link broke: either way not delivered by us.
-      this.#watch.track(redis.publish(channel, message), bytes).then(() => { stats.published++ }, () => { stats.dropped++ })
+    this.#ageCounters()
+    for (const { channel, message } of queued) stampSequence(message, this.#next(channel))
+    if (queued.length === 1 || pubsub.sharded) {
+      for (const { channel, message } of queued) {
+        // Rejected before it left (link down) or in flight when the link broke: either way not delivered by us.
+        this.#watch.track(pubsub.publish(channel, message), message.length).then(() => { stats.published++ }, () => { stats.dropped++ })
+      }
       return
     }
-    const pipeline = redis.pipeline()
+    const pipeline = (pubsub.commands as Redis).pipeline()
     for (const { channel, message } of queued) pipeline.publish(channel, message)
     this.#watch.track(pipeline.exec(), bytes).then((results) => {
       for (const [error] of results as Array<[Error | null, unknown]>) {
@@ -75,5 +84,22 @@ export class Outbox {
         else stats.dropped++
       }
     }, () => { stats.dropped += queued.length })
+  }
+
+  /** The channel's next sequence number (u32, wrapping). */
+  #next (channel: string): number {
+    const last = this.#sequences.get(channel) ?? this.#previousSequences.get(channel) ?? 0
+    const sequence = (last + 1) >>> 0
+    this.#sequences.set(channel, sequence)
+    return sequence
+  }
+
+  /** Forgets the counters of channels unused for a whole period. */
+  #ageCounters (): void {
+    const now = Date.now()
+    if (now - this.#periodStart < COUNTER_LIFETIME) return
+    this.#periodStart = now
+    this.#previousSequences = this.#sequences
+    this.#sequences = new Map()
   }
 }

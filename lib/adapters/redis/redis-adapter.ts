@@ -1,30 +1,39 @@
-import type { Redis } from 'ioredis'
-import type { HubAdapter, HubEnvelope, HubNode } from '../adapter.ts'
+import type { HubAdapter, HubEnvelope, HubNode, Interest } from '../adapter.ts'
 import { decodeEnvelope, encodeEnvelope, plainHeaderOf } from './codec.ts'
 import { RedisUnavailableError } from './errors.ts'
 import { COUNT_FIELD, Lease, ROOM_FIELD, sumLeases } from './lease.ts'
-import { ignore, openCommands, openSubscriber, ready, shutDown, unlessFailing } from './link.ts'
-import { leaseKey, messagesChannel } from './names.ts'
+import { ignore, openClusterCommands, openCommands, openSubscriber, ready, shutDown, unlessFailing } from './link.ts'
+import { allChannel, channelBase, clientChannel, leaseKey, roomChannel } from './names.ts'
 import { resolveOptions, type RedisAdapterOptions } from './options.ts'
 import { Outbox } from './outbox.ts'
+import { RecentBroadcasts } from './recent.ts'
 import { GapReporter, SequenceTracker } from './sequence.ts'
 import { CommandWatch, within } from './stall.ts'
 import type { AdapterCounters, RedisAdapterStats } from './stats.ts'
+import { Subscriptions } from './subscriptions.ts'
+import { PubSub, type AnyRedis } from './transport.ts'
 
 /**
  * How often a node looks for a change of its counts. Writing the lease on change (and at least
  * every ttl/3) keeps other nodes' view of it fresh to this many ms, not to ttl/3.
  */
 const SYNC_INTERVAL = 250
+/** Ms a multi-room broadcast's id is remembered when `maxDeliveryDelay` is off (which otherwise bounds it). */
+const DEDUPLICATION_WINDOW = 30_000
 
 /**
- * The Redis adapter: hubs that share a Redis (and a `prefix`) form one cluster.
+ * The Redis adapter: hubs that share a Redis or a Redis Cluster (and a `prefix`) form one cluster.
  *
- * - Every broadcast or `sendTo` is one PUBLISH on `<prefix>:db<n>:messages`; each other node
- *   receives it once, in the publisher's order (one connection, one channel), and ignores its own.
- *   Envelopes carry a sequence number, so a node that misses some (it fell behind and Redis cut
- *   its subscription) counts and logs the loss, and a publish time, so that none is delivered
- *   later than `maxDeliveryDelay`.
+ * - A node receives only what its clients can get. Broadcasts to everyone go on one channel that
+ *   every node subscribes to; a room's broadcasts on the room's channel, which a node subscribes
+ *   to while it has a local member (and `unsubscribeDelay` after); `sendTo` on the client's
+ *   channel, subscribed by the node that holds it. A broadcast to several rooms is published on
+ *   each room's channel; a node in several of them delivers the first copy and skips the others.
+ *   On a Redis Cluster these are sharded channels (SPUBLISH, SSUBSCRIBE), spread over the shards.
+ * - Order: per publisher and channel, as Redis keeps it; so per publisher and room, and per
+ *   publisher and client for `sendTo`. Envelopes carry a sequence number per channel, so a node
+ *   that misses some (it fell behind and Redis cut its subscription) counts and logs the loss,
+ *   and a publish time, so that none is delivered later than `maxDeliveryDelay`.
  * - Each node keeps a lease, the hash `<prefix>:node:<nodeId>` (its open clients and room sizes)
  *   with a TTL it refreshes, listed in the set `<prefix>:nodes`. `clusterCount()` sums the live
  *   leases, so a node that dies drops out within `leaseTtl`; a node that closes leaves at once.
@@ -32,27 +41,30 @@ const SYNC_INTERVAL = 250
  *   on, publishes are dropped and counted (never replayed late), and the counts reject with
  *   `RedisUnavailableError`. The adapter reconnects and resubscribes by itself.
  *
- * Needs a standalone Redis (or Sentinel), not Redis Cluster: the count script reads keys by name.
  * @throws {InvalidOptionError} when an option is wrong
  */
 export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
-  const { prefix, leaseTtl, stallTimeout, maxDeliveryDelay, maxPendingBytes, client: userClient, url } = resolveOptions(options)
+  const { prefix, leaseTtl, stallTimeout, maxDeliveryDelay, maxPendingBytes, unsubscribeDelay, client: userClient, cluster, url } = resolveOptions(options)
   const syncEvery = Math.min(SYNC_INTERVAL, Math.floor(leaseTtl / 3))
 
-  const stats: AdapterCounters = { published: 0, received: 0, dropped: 0, malformed: 0, late: 0 }
+  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, duplicates: 0, dropped: 0, malformed: 0, late: 0 }
   const sequences = new SequenceTracker()
   const watch = new CommandWatch(stallTimeout, onStall, linkBack)
+  const recent = new RecentBroadcasts(maxDeliveryDelay > 0 ? maxDeliveryDelay : DEDUPLICATION_WINDOW)
   let node: HubNode | undefined
   let gapReporter: GapReporter | undefined
-  /** Known at start, when the connection's database is. */
-  let channel = ''
+  /** Known at start, when the connection's database and keyPrefix are. */
+  let base = ''
+  let everyone = ''
   let plainHeader = ''
-  /** The user's client may carry an ioredis keyPrefix: added to keys, so the script must add it too. */
-  let keyPrefix = ''
+  /** This node's number for its next broadcast to several rooms. */
+  let broadcastIds = 0
   /** Publishes, lease writes and count queries. The user's client when given. */
-  let commands: Redis | undefined
+  let commands: AnyRedis | undefined
   /** In subscriber mode, so it can do nothing else. Always the adapter's own. */
-  let subscriber: Redis | undefined
+  let subscriber: AnyRedis | undefined
+  let pubsub: PubSub | undefined
+  let subscriptions: Subscriptions | undefined
   let lease: Lease | undefined
   let outbox: Outbox | undefined
   let timer: NodeJS.Timeout | undefined
@@ -68,22 +80,33 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
 
   function onMessage (messageChannel: Buffer, message: Buffer): void {
     const self = node as HubNode
+    stats.receivedBytes += message.length
     const decoded = decodeEnvelope(message)
+    const channel = messageChannel.toString()
     if (decoded === undefined) {
       stats.malformed++
       self.log.debug({ channel }, 'fastify-ws-hub redis: ignored a message that is not an envelope')
       return
     }
     if (decoded.nodeId === self.nodeId) return
-    const lost = sequences.see(decoded.nodeId, messageChannel.toString(), decoded.sequence)
+    const lost = sequences.see(decoded.nodeId, channel, decoded.sequence)
     if (lost > 0) gapReporter?.note(decoded.nodeId, lost)
     // Held up by a stall or by this node falling behind: a late message is worse than none.
     if (maxDeliveryDelay > 0 && Date.now() - decoded.publishedAt > maxDeliveryDelay) {
       stats.late++
       return
     }
+    if (decoded.broadcastId !== undefined && !recent.firstTime(`${decoded.nodeId} ${decoded.broadcastId}`)) {
+      stats.duplicates++
+      return
+    }
     stats.received++
     self.deliver(decoded.envelope)
+  }
+
+  /** The channel of a room or a client. */
+  function channelOf (kind: Interest, name: string): string {
+    return kind === 'room' ? roomChannel(base, name) : clientChannel(base, name)
   }
 
   /** One warning per outage, whatever its cause and however many errors ioredis reports. */
@@ -127,17 +150,15 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
    * Forgets the publishers whose lease is gone (closed or dead nodes: ids are not reused), so
    * that a long-lived node's memory does not grow with every node that ever published.
    */
-  function prunePublishers (redis: Redis): void {
+  function prunePublishers (redis: AnyRedis): void {
     prunedAt = Date.now()
     const ids = sequences.publishers()
     if (ids.length === 0 || pruning || watch.stalled) return
     pruning = true
-    const pipeline = redis.pipeline()
-    for (const id of ids) pipeline.exists(leaseKey(prefix, id))
-    watch.track(pipeline.exec()).then((results) => {
+    // One EXISTS per lease, all at once: on a cluster the leases live on several shards.
+    watch.track(Promise.all(ids.map(id => redis.exists(leaseKey(prefix, id))))).then((exists) => {
       ids.forEach((id, index) => {
-        const [error, exists] = results?.[index] ?? [null, 1]
-        if (error === null && exists === 0) sequences.forget(id)
+        if (exists[index] === 0) sequences.forget(id)
       })
     }, ignore).finally(() => { pruning = false })
   }
@@ -148,7 +169,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
     const redis = commands
     if (self === undefined || redis === undefined || !available()) throw new RedisUnavailableError()
     try {
-      return await within(watch.track(sumLeases(redis, self.nodeId, prefix, keyPrefix, field, dropDead)), stallTimeout)
+      return await within(watch.track(sumLeases(redis, self.nodeId, prefix, field, dropDead)), stallTimeout)
     } catch (error) {
       throw new RedisUnavailableError({ cause: error })
     }
@@ -159,17 +180,22 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       node = hubNode
       gapReporter = new GapReporter(hubNode.log)
       plainHeader = plainHeaderOf(hubNode.nodeId)
-      commands = userClient ?? openCommands(url)
-      keyPrefix = commands.options.keyPrefix as string // ioredis defaults it to ''
-      channel = messagesChannel(keyPrefix, prefix, commands.options.db ?? 0)
+      commands = userClient ?? (cluster === undefined ? openCommands(url) : openClusterCommands(cluster))
+      const keyPrefix = commands.options.keyPrefix ?? ''
+      // A cluster has one database; a standalone connection's is in its options (from the URL).
+      const db = 'db' in commands.options ? commands.options.db ?? 0 : 0
+      base = channelBase(keyPrefix, prefix, db)
+      everyone = allChannel(base)
       lease = new Lease(hubNode, prefix, leaseTtl, watch)
-      outbox = new Outbox(commands, watch, stats)
       subscriber = openSubscriber(commands)
+      pubsub = new PubSub(commands, subscriber)
+      outbox = new Outbox(pubsub, watch, stats)
+      subscriptions = new Subscriptions(pubsub, unsubscribeDelay, stallTimeout, channel => sequences.forgetChannel(channel))
       commands.on('error', onLinkError)
       commands.on('ready', onCommandsReady)
       subscriber.on('error', onLinkError)
-      subscriber.on('messageBuffer', onMessage)
-      const subscribed = subscriber.subscribe(channel).then(ignore, (error: unknown) => {
+      subscriber.on(pubsub.messageEvent, onMessage)
+      const subscribed = pubsub.subscribe(everyone).then(ignore, (error: unknown) => {
         if (!closed) hubNode.log.warn({ err: error }, 'fastify-ws-hub redis: subscription failed')
       })
       // Redis down at start is not fatal: the hub serves its own clients and joins when Redis comes.
@@ -189,14 +215,35 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
         stats.dropped++
         return false
       }
-      const message = encodeEnvelope((node as HubNode).nodeId, plainHeader, envelope)
+      const rooms = envelope.kind === 'broadcast' ? envelope.rooms : undefined
+      const copies = rooms?.length ?? 1
+      if (copies === 0) return false
+      const broadcastId = copies > 1 ? ++broadcastIds : undefined
+      const message = encodeEnvelope((node as HubNode).nodeId, plainHeader, envelope, broadcastId)
       // Redis slower than this node's publishes: the backlog, not the process, takes the loss.
-      if (watch.pendingBytes + outbox.bytes + message.length > maxPendingBytes) {
+      if (watch.pendingBytes + outbox.bytes + message.length * copies > maxPendingBytes) {
         stats.dropped++
         return false
       }
-      outbox.push(channel, message)
+      if (envelope.kind === 'send') {
+        outbox.push(clientChannel(base, envelope.to), message)
+      } else if (rooms === undefined) {
+        outbox.push(everyone, message)
+      } else {
+        // Each copy is its own buffer: its sequence number, per channel, is written into it.
+        rooms.forEach((room, index) => { outbox?.push(roomChannel(base, room), index === 0 ? message : Buffer.from(message)) })
+      }
       return true
+    },
+
+    watch (kind: Interest, name: string): Promise<void> | undefined {
+      if (closed || subscriptions === undefined) return undefined
+      return subscriptions.watch(channelOf(kind, name))
+    },
+
+    unwatch (kind: Interest, name: string): void {
+      if (closed) return
+      subscriptions?.unwatch(channelOf(kind, name))
     },
 
     async clusterCount (): Promise<number> {
@@ -210,7 +257,14 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
     },
 
     stats (): Readonly<Record<string, number>> {
-      const all: RedisAdapterStats = { ...stats, lost: sequences.lost, gaps: sequences.gaps, publishers: sequences.size, pendingBytes: watch.pendingBytes }
+      const all: RedisAdapterStats = {
+        ...stats,
+        lost: sequences.lost,
+        gaps: sequences.gaps,
+        publishers: sequences.size,
+        pendingBytes: watch.pendingBytes,
+        subscriptions: subscriptions?.size ?? 0
+      }
       return all as unknown as Record<string, number>
     },
 
@@ -222,12 +276,13 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       clearInterval(timer)
       watch.stop()
       gapReporter?.report()
+      subscriptions?.clear()
       const redis = commands
       const sub = subscriber
       if (lease === undefined || redis === undefined || sub === undefined) return
       // Bounded: a Redis that stalls now must not hold the app's close.
       if (available()) await within(lease.remove(redis), stallTimeout).catch(ignore)
-      sub.off('messageBuffer', onMessage)
+      sub.off(pubsub?.messageEvent ?? 'messageBuffer', onMessage)
       await shutDown(sub, stallTimeout)
       if (userClient === undefined) {
         // Our own connection keeps its error listener (silent once closed) so late errors go nowhere.

@@ -11,14 +11,14 @@ const MIN_REPORT_INTERVAL = 10_000
  * Finds envelopes that never arrived. Each publisher numbers its envelopes per channel (u32,
  * wrapping); a receiver keeps the last number seen per publisher and channel, and a jump is a
  * gap: Redis cut this node's subscription at its output-buffer limit, or the link lost them.
- * Per channel, so that it holds when channels become per room.
+ * Per channel: each room has its own.
  */
 export class SequenceTracker {
   /** Envelopes that never arrived. */
   lost = 0
   /** Jumps in a sequence: each is one or more lost envelopes in a row. */
   gaps = 0
-  /** publisher node id → channel → last sequence number seen. */
+  /** channel → publisher node id → last sequence number seen. By channel first: a room's channel is forgotten at once when this node leaves it. */
   readonly #last = new Map<string, Map<string, number>>()
 
   /**
@@ -26,36 +26,48 @@ export class SequenceTracker {
    * @returns how many envelopes of this publisher and channel are missing just before it
    */
   see (publisher: string, channel: string, sequence: number): number {
-    let channels = this.#last.get(publisher)
-    if (channels === undefined) {
-      channels = new Map()
-      this.#last.set(publisher, channels)
+    let publishers = this.#last.get(channel)
+    if (publishers === undefined) {
+      publishers = new Map()
+      this.#last.set(channel, publishers)
     }
-    const last = channels.get(channel)
-    channels.set(channel, sequence)
+    const last = publishers.get(publisher)
+    publishers.set(publisher, sequence)
     if (last === undefined) return 0
     const missing = ((sequence - last) >>> 0) - 1
     // 0: the next one. Below 0 or a jump of half the range: not a gap but a sequence that went
-    // back (a publisher that restarted under the same id), counted from here on.
+    // back (a publisher that restarted under the same id, or forgot an idle channel's counter),
+    // counted from here on.
     if (missing <= 0 || missing >= HALF_RANGE) return 0
     this.lost += missing
     this.gaps++
     return missing
   }
 
-  /** Publishers tracked now. */
+  /** Publishers tracked now, over all channels. */
   get size (): number {
-    return this.#last.size
+    return this.publishers().length
   }
 
   /** Ids of the publishers tracked now. */
   publishers (): string[] {
-    return [...this.#last.keys()]
+    const ids = new Set<string>()
+    for (const publishers of this.#last.values()) {
+      for (const id of publishers.keys()) ids.add(id)
+    }
+    return [...ids]
   }
 
   /** Stops tracking a publisher (its lease is gone: it is not coming back under this id). */
   forget (publisher: string): void {
-    this.#last.delete(publisher)
+    for (const [channel, publishers] of this.#last) {
+      if (publishers.delete(publisher) && publishers.size === 0) this.#last.delete(channel)
+    }
+  }
+
+  /** Stops tracking a channel this node unsubscribed from: what comes on it later starts a new sequence. */
+  forgetChannel (channel: string): void {
+    this.#last.delete(channel)
   }
 }
 

@@ -5,6 +5,13 @@ export interface RedisAdapterStats {
   /** Envelopes from other nodes delivered here. */
   received: number
   /**
+   * Bytes of every message that came on this node's subscriptions, its own envelopes and those
+   * dropped included: what Redis sent it and it decoded. With per-room channels, those of its rooms.
+   */
+  receivedBytes: number
+  /** Copies of a broadcast to several rooms that came on the channel of another of its rooms: not delivered again. */
+  duplicates: number
+  /**
    * Envelopes not sent: Redis unreachable or stalled, or more than `maxPendingBytes` waiting for
    * it (never queued, never replayed).
    */
@@ -21,7 +28,9 @@ export interface RedisAdapterStats {
   publishers: number
   /** Now (not a counter): bytes of envelopes handed to Redis and not yet acknowledged; at most `maxPendingBytes`. */
   pendingBytes: number
+  /** Now (not a counter): channels this node subscribes to (everyone's, its rooms', its clients', lingering ones). */
+  subscriptions: number
 }
 
 /** The counters the adapter increments itself (the others are derived when `stats()` is read). */
-export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'dropped' | 'malformed' | 'late'>
+export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'receivedBytes' | 'duplicates' | 'dropped' | 'malformed' | 'late'>
