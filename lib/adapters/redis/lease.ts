@@ -134,4 +134,3 @@ export async function sumLeases (redis: AnyRedis, nodeId: string, prefix: string
   if (dead.length > 0) redis.srem(members, ...dead).catch(() => {})
   return total
 }
-

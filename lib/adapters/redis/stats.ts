@@ -28,7 +28,7 @@ export interface RedisAdapterStats {
   publishers: number
   /** Now (not a counter): bytes of envelopes handed to Redis and not yet acknowledged; at most `maxPendingBytes`. */
   pendingBytes: number
-  /** Now (not a counter): channels this node subscribes to (everyone's, its rooms', its clients', lingering ones). */
+  /** Now (not a counter): room and client channels this node subscribes to (lingering ones included), besides everyone's. */
   subscriptions: number
 }
 

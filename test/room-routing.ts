@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict'
+import { describe, test, type TestContext } from 'node:test'
+import type { HubAdapter } from '../dist/index.js'
+import { join, settle, startNode, type ClusterFactory, type NodeClient, type TestNode } from './adapter-contract.js'
+import { eventually } from './redis-env.js'
+
+/** A counter of a node's adapter, from `hub.stats()`. */
+function counter (node: TestNode, name: string): number {
+  return node.app.hub.stats()[`adapter.${name}`] ?? Number.NaN
+}
+
+/** Waits until a client holds `count` messages after its id. */
+async function receivedAll (client: NodeClient, count: number, what: string): Promise<void> {
+  await eventually(() => client.data().length >= count, 10_000, what)
+}
+
+/**
+ * What an adapter that routes by room and by client must do, on whatever Redis the factory gives
+ * (standalone, or a cluster with sharded channels): nodes receive only their own rooms' traffic.
+ */
+export function roomRoutingSuite (name: string, factory: ClusterFactory): void {
+  describe(`room routing: ${name}`, () => {
+    async function cluster (t: TestContext, size: number): Promise<TestNode[] | undefined> {
+      const makeAdapter: (() => HubAdapter) | undefined = await factory(t)
+      if (makeAdapter === undefined) return undefined
+      const nodes: TestNode[] = []
+      for (let i = 0; i < size; i++) nodes.push(await startNode(t, makeAdapter()))
+      return nodes
+    }
+
+    test('a node receives and decodes only the traffic of its own rooms and clients', async (t) => {
+      const nodes = await cluster(t, 3)
+      if (nodes === undefined) return
+      const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
+      const onB = await join(b, ['b-room'])
+      const onC = await join(c, ['c-room'])
+      const small = 'b'.repeat(1000)
+      const large = 'c'.repeat(5000)
+      for (let i = 0; i < 50; i++) a.app.hub.broadcast(small, { room: 'b-room' })
+      for (let i = 0; i < 30; i++) a.app.hub.broadcast(large, { room: 'c-room' })
+      for (let i = 0; i < 20; i++) a.app.hub.sendTo(onB.id, small)
+      await receivedAll(onB, 70, 'b-room and the sendTo messages')
+      await receivedAll(onC, 30, 'c-room')
+      await settle(a, [onB, onC])
+      assert.equal(onB.data().length, 70)
+      assert.equal(onC.data().length, 30)
+      // settle added three envelopes per node: to everyone, to the node's room, to its client.
+      assert.equal(counter(b, 'received'), 50 + 20 + 3)
+      assert.equal(counter(c, 'received'), 30 + 3)
+      assert.equal(counter(a, 'received'), 0)
+      // Bytes: b decoded its 70 small envelopes and the sentinels, never c-room's large ones.
+      const bBytes = counter(b, 'receivedBytes')
+      assert.ok(bBytes >= 70 * 1000 && bBytes < 70 * 1300, `node b decoded ${bBytes} bytes`)
+      const cBytes = counter(c, 'receivedBytes')
+      assert.ok(cBytes >= 30 * 5000 && cBytes < 30 * 5300, `node c decoded ${cBytes} bytes`)
+      // a has no member anywhere: it decoded only its own broadcast to everyone (settle's), which Redis sends every node.
+      assert.ok(counter(a, 'receivedBytes') < 200)
+    })
+
+    test('a broadcast to several rooms reaches each member once, in order per room, wherever the copies come from', async (t) => {
+      const nodes = await cluster(t, 2)
+      if (nodes === undefined) return
+      const [a, b] = nodes as [TestNode, TestNode]
+      const both = await join(b, ['r1', 'r2', 'r3'])
+      const second = await join(b, ['r2'])
+      const third = await join(b, ['r3'])
+      const neither = await join(b, ['r4'])
+      const count = 100
+      for (let i = 0; i < count; i++) {
+        a.app.hub.broadcast(`multi ${i}`, { room: ['r1', 'r2', 'r3'] })
+        if (i % 10 === 0) a.app.hub.broadcast(`r2 ${i}`, { room: 'r2' })
+      }
+      await settle(a, [both, second, third, neither])
+      const multi = Array.from({ length: count }, (_, i) => `multi ${i}`)
+      const onlyR2 = Array.from({ length: count / 10 }, (_, i) => `r2 ${i * 10}`)
+      assert.deepEqual(both.data().filter(m => m.startsWith('multi')), multi)
+      assert.deepEqual(both.data().filter(m => m.startsWith('r2')), onlyR2)
+      assert.deepEqual(second.data(), second.data().filter(m => m.startsWith('multi') || m.startsWith('r2')))
+      assert.deepEqual(second.data().filter(m => m.startsWith('multi')), multi)
+      // Per publisher and room, in order: r2's own messages and the multi-room ones interleave as sent.
+      const sentToR2: string[] = []
+      for (let i = 0; i < count; i++) {
+        sentToR2.push(`multi ${i}`)
+        if (i % 10 === 0) sentToR2.push(`r2 ${i}`)
+      }
+      assert.deepEqual(second.data(), sentToR2)
+      assert.deepEqual(third.data(), multi)
+      assert.deepEqual(neither.data(), [])
+      // Three copies of each came to b (r1, r2, r3): one delivered, two counted as copies.
+      assert.equal(counter(b, 'duplicates'), 2 * count)
+    })
+
+    test('a client that leaves stops the traffic of its rooms and its id to its node', async (t) => {
+      const nodes = await cluster(t, 2)
+      if (nodes === undefined) return
+      const [a, b] = nodes as [TestNode, TestNode]
+      const stays = await join(b, ['kept'])
+      const leaves = await join(b, ['gone'])
+      const leftId = leaves.id
+      leaves.socket.close()
+      await leaves.closed
+      // unsubscribeDelay of the factory's adapters is short: the room's and the client's channels go.
+      await eventually(() => counter(b, 'subscriptions') === 2, 10_000, 'b down to the channels of kept and of the client that stays')
+      const before = counter(b, 'receivedBytes')
+      for (let i = 0; i < 20; i++) {
+        a.app.hub.broadcast('to an empty room', { room: 'gone' })
+        a.app.hub.sendTo(leftId, 'to a client gone')
+      }
+      a.app.hub.broadcast('to kept', { room: 'kept' })
+      await receivedAll(stays, 1, 'the kept room')
+      await settle(a, [stays])
+      assert.deepEqual(stays.data(), ['to kept'])
+      // All that b ever received: 'to kept' and settle's sentinels (everyone, kept, the client), nothing for 'gone'.
+      assert.equal(counter(b, 'received'), 1 + 3)
+      // Those four are about 500 bytes; the 40 envelopes for the room and client gone would be over 3,000.
+      const decoded = counter(b, 'receivedBytes') - before
+      assert.ok(decoded < 1000, `b decoded ${decoded} bytes since the client left`)
+    })
+  })
+}
