@@ -21,4 +21,4 @@ roomRoutingSuite('redis', async (t) => {
   if (url === undefined) return undefined
   const prefix = uniquePrefix()
   return () => redisAdapter({ url, prefix, unsubscribeDelay: 50 })
-})
+}, true)

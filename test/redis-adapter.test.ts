@@ -244,3 +244,24 @@ test('apps on different databases of one Redis are different clusters, for url a
   assert.equal(db1.app.hub.stats()['adapter.received'], 0)
   await eventually(async () => await db1.app.hub.clusterCount() === 2 && await db2.app.hub.clusterCount() === 2, 3000, 'a count of 2 per database')
 })
+
+test('on a standalone Redis a publisher\'s messages reach each node in publish order, whatever their audience', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const prefix = uniquePrefix()
+  const [a, b] = await twoNodes(t, url, prefix)
+  const member = await join(b, ['red', 'blue'])
+  const expected: string[] = []
+  for (let i = 0; i < 300; i++) {
+    const kind = i % 4
+    const message = `${kind} ${i}`
+    if (kind === 0) a.app.hub.broadcast(message)
+    else if (kind === 1) a.app.hub.broadcast(message, { room: 'red' })
+    else if (kind === 2) a.app.hub.broadcast(message, { room: ['blue', 'red'] })
+    else a.app.hub.sendTo(member.id, message)
+    expected.push(message)
+  }
+  await settle(a, [member])
+  // One connection carries every channel from Redis to b, in the order Redis ran the PUBLISHes.
+  assert.deepEqual(member.data(), expected)
+})
