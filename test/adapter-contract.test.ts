@@ -20,5 +20,5 @@ roomRoutingSuite('redis', async (t) => {
   const url = await useRedis(t)
   if (url === undefined) return undefined
   const prefix = uniquePrefix()
-  return () => redisAdapter({ url, prefix, unsubscribeDelay: 50 })
+  return () => redisAdapter({ url, prefix, unsubscribeDelay: 0 })
 }, true)

@@ -40,11 +40,6 @@ export class Subscriptions {
     return this.#channels.size
   }
 
-  /** Whether the node listens to a channel now. */
-  has (channel: string): boolean {
-    return this.#channels.has(channel)
-  }
-
   /**
    * Listens to a channel (again). Resolves once Redis has confirmed the subscription, so that what
    * is published after that reaches this node; undefined when that is already so. When Redis is
