@@ -60,6 +60,8 @@ export class Client<
   /** @internal the stream frames are written to directly; undefined when `ws` must frame (compression) */
   _raw: Duplex | undefined
   /** @internal */ _state: ClientState = 'open'
+  /** @internal its handshake message is on its way: other messages may follow (until then, none is written) */
+  _greeted = false
   /** @internal created on the first join: most clients never join a room */
   _rooms: Set<string> | undefined
   /** @internal */ _heartbeatFailures = 0

@@ -222,7 +222,8 @@ export class HubCore implements HubNode {
    */
   writeMessage (client: Client, message: EncodedMessage, frame?: Frame): boolean {
     const socket = client.socket
-    if (client._state !== 'open' || socket.readyState !== OPEN) return false
+    // Not greeted yet: its handshake message must be the first thing it gets.
+    if (client._state !== 'open' || !client._greeted || socket.readyState !== OPEN) return false
     if (!this.#hasRoomFor(client)) {
       this.counters.dropped++
       if (client._slowSince === 0) client._slowSince = Date.now()
@@ -295,11 +296,28 @@ export class HubCore implements HubNode {
   deliver (envelope: HubEnvelope): void {
     const message = { payload: envelope.payload, binary: envelope.binary }
     if (envelope.kind === 'broadcast') {
-      this.deliverLocal(message, envelope.rooms, envelope.except)
+      if (envelope.via !== undefined && envelope.rooms !== undefined) this.#deliverCopy(message, envelope.rooms, envelope.via, envelope.except)
+      else this.deliverLocal(message, envelope.rooms, envelope.except)
       return
     }
     const client = this.clients.get(envelope.to)
     if (client !== undefined) this.writeMessage(client, message)
+  }
+
+  /**
+   * Delivers one room's copy of a broadcast to several rooms: to the members of `via` who are in
+   * none of the rooms listed before it (each of those gets the copy of the first of its rooms).
+   */
+  #deliverCopy (message: EncodedMessage, rooms: readonly string[], via: string, except: string | undefined): void {
+    const members = this.rooms.get(via)
+    if (members === undefined) return
+    const earlier = rooms.slice(0, rooms.indexOf(via))
+    const frame = frameData(message.payload, message.binary)
+    for (const client of members) {
+      if (client.id === except) continue
+      if (earlier.length > 0 && earlier.some(room => client._rooms?.has(room) === true)) continue
+      this.writeMessage(client, message, frame)
+    }
   }
 
   stats (): HubStats {

@@ -49,13 +49,16 @@ export function openClient (client: Client): void {
   // onClose (should it leave first) still comes after onOpen.
   runHandler(client, async () => {
     await reachable
-    sendHandshake(client)
+    client._greeted = true
+    // Gone meanwhile: no handshake, but onOpen still runs, so that onClose always follows an onOpen.
+    if (client._state === 'open') sendHandshake(client)
     await client._handlers.onOpen?.(client)
   })
 }
 
 /** Sends the handshake message, then runs `onOpen`. */
 function greet (client: Client): void {
+  client._greeted = true
   try {
     sendHandshake(client)
   } catch (error) {

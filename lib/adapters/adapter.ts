@@ -11,6 +11,13 @@ export interface BroadcastEnvelope {
   rooms?: readonly string[]
   /** Id of a client that must not receive it. */
   except?: string
+  /**
+   * Set by an adapter that carries a broadcast to several rooms as one copy per room: the room of
+   * this copy. It goes to the members of that room who are in none of the rooms listed before it
+   * in `rooms` (those get the copy of the first of them), so each member gets it once, through
+   * one room's copy, in order with that room's other messages.
+   */
+  via?: string
 }
 
 /** A message for one client, wherever in the cluster it is connected. */

@@ -2,9 +2,8 @@ import type { HubEnvelope } from '../adapter.ts'
 
 // Wire format of an envelope, version 3:
 //   'w' 'h' version flags | u32 header length | u32 sequence | u48 publish time | JSON header | payload
-// JSON header: [node id, to] for sendTo; [node id, rooms | null, except | null] for a broadcast,
-// with a fourth item, the publisher's number for it, when it goes to several rooms (it is then
-// published on each room's channel, and that number tells a node the copies of one broadcast).
+// JSON header: [node id, to] for sendTo; [node id, rooms | null, except | null] for a broadcast
+// (one to several rooms is published on each room's channel, the same bytes on each).
 // The sequence number (per publisher and channel) lets receivers see envelopes that never came;
 // the publish time (ms since the epoch) lets them drop envelopes that come too late. Both are
 // binary so the JSON header of a broadcast to everyone stays one string built once per node.
@@ -25,8 +24,6 @@ export interface DecodedEnvelope {
   sequence: number
   /** When the publisher's hub published it, ms since the epoch by the publisher's clock. */
   publishedAt: number
-  /** For a broadcast to several rooms: the publisher's number for it, the same on each room's copy. */
-  broadcastId: number | undefined
   envelope: HubEnvelope
 }
 
@@ -39,16 +36,13 @@ export function plainHeaderOf (nodeId: string): string {
  * Encodes an envelope for the channel, stamped with the time of the call; the sequence number
  * is stamped later, when it is handed to Redis (see `stampSequence`).
  * @param plainHeader `plainHeaderOf(nodeId)`
- * @param broadcastId for a broadcast to several rooms, the publisher's number for it
  */
-export function encodeEnvelope (nodeId: string, plainHeader: string, envelope: HubEnvelope, broadcastId?: number): Buffer {
+export function encodeEnvelope (nodeId: string, plainHeader: string, envelope: HubEnvelope): Buffer {
   const header = envelope.kind === 'send'
     ? JSON.stringify([nodeId, envelope.to])
     : envelope.rooms === undefined && envelope.except === undefined
       ? plainHeader
-      : JSON.stringify(broadcastId === undefined
-        ? [nodeId, envelope.rooms ?? null, envelope.except ?? null]
-        : [nodeId, envelope.rooms ?? null, envelope.except ?? null, broadcastId])
+      : JSON.stringify([nodeId, envelope.rooms ?? null, envelope.except ?? null])
   const headerLength = Buffer.byteLength(header)
   const payload = envelope.payload
   const message = Buffer.allocUnsafe(PREAMBLE + headerLength + payload.length)
@@ -97,18 +91,16 @@ export function decodeEnvelope (message: Buffer): DecodedEnvelope | undefined {
   const binary = (flags & FLAG_BINARY) !== 0
   if ((flags & FLAG_DIRECT) !== 0) {
     if (header.length !== 2 || typeof header[1] !== 'string') return undefined
-    return { nodeId, sequence, publishedAt, broadcastId: undefined, envelope: { kind: 'send', to: header[1], payload, binary } }
+    return { nodeId, sequence, publishedAt, envelope: { kind: 'send', to: header[1], payload, binary } }
   }
-  const [, rooms, except, broadcastId] = header as unknown[]
-  if ((header.length !== 3 && header.length !== 4) || (rooms !== null && !isStringArray(rooms)) ||
-    (except !== null && typeof except !== 'string') || (header.length === 4 && !Number.isSafeInteger(broadcastId))) {
+  const [, rooms, except] = header as unknown[]
+  if (header.length !== 3 || (rooms !== null && !isStringArray(rooms)) || (except !== null && typeof except !== 'string')) {
     return undefined
   }
   return {
     nodeId,
     sequence,
     publishedAt,
-    broadcastId: broadcastId as number | undefined,
     envelope: { kind: 'broadcast', payload, binary, rooms: rooms ?? undefined, except: except ?? undefined }
   }
 }

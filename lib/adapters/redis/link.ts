@@ -61,14 +61,19 @@ export function openSubscriber (commands: AnyRedis): AnyRedis {
   if (isCluster(commands)) {
     return commands.duplicate(undefined, {
       enableOfflineQueue: true,
+      // Subscriptions must go to the shard connections ioredis keeps for them, not be batched elsewhere.
+      enableAutoPipelining: false,
       shardedSubscribers: true,
-      redisOptions: { ...commands.options.redisOptions, maxRetriesPerRequest: null, autoResubscribe: true }
+      redisOptions: { ...commands.options.redisOptions, maxRetriesPerRequest: null, autoResubscribe: true, autoResendUnfulfilledCommands: true }
     } satisfies Partial<ClusterOptions>)
   }
   return commands.duplicate({
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
     autoResubscribe: true,
+    // A SUBSCRIBE or UNSUBSCRIBE in flight when the link broke is sent again (both are safe to
+    // repeat): ioredis resubscribes only the channels Redis had confirmed.
+    autoResendUnfulfilledCommands: true,
     lazyConnect: false
   } satisfies Partial<RedisOptions>)
 }

@@ -6,7 +6,6 @@ import { ignore, openClusterCommands, openCommands, openSubscriber, ready, shutD
 import { allChannel, channelBase, clientChannel, leaseKey, roomChannel } from './names.ts'
 import { resolveOptions, type RedisAdapterOptions } from './options.ts'
 import { Outbox } from './outbox.ts'
-import { RecentBroadcasts } from './recent.ts'
 import { GapReporter, SequenceTracker } from './sequence.ts'
 import { CommandWatch, within } from './stall.ts'
 import type { AdapterCounters, RedisAdapterStats } from './stats.ts'
@@ -18,8 +17,6 @@ import { PubSub, type AnyRedis } from './transport.ts'
  * every ttl/3) keeps other nodes' view of it fresh to this many ms, not to ttl/3.
  */
 const SYNC_INTERVAL = 250
-/** Ms a multi-room broadcast's id is remembered when `maxDeliveryDelay` is off (which otherwise bounds it). */
-const DEDUPLICATION_WINDOW = 30_000
 
 /**
  * The Redis adapter: hubs that share a Redis or a Redis Cluster (and a `prefix`) form one cluster.
@@ -28,7 +25,8 @@ const DEDUPLICATION_WINDOW = 30_000
  *   every node subscribes to; a room's broadcasts on the room's channel, which a node subscribes
  *   to while it has a local member (and `unsubscribeDelay` after); `sendTo` on the client's
  *   channel, subscribed by the node that holds it. A broadcast to several rooms is published on
- *   each room's channel; a node in several of them delivers the first copy and skips the others.
+ *   each room's channel; each copy goes to the members of its room who are in none of the rooms
+ *   listed before it, so each member gets it once, through the copy of the first of its rooms.
  *   On a Redis Cluster these are sharded channels (SPUBLISH, SSUBSCRIBE), spread over the shards.
  * - Order: per publisher and channel, as Redis keeps it; so per publisher and room, and per
  *   publisher and client for `sendTo`. Envelopes carry a sequence number per channel, so a node
@@ -47,18 +45,15 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
   const { prefix, leaseTtl, stallTimeout, maxDeliveryDelay, maxPendingBytes, unsubscribeDelay, client: userClient, cluster, url } = resolveOptions(options)
   const syncEvery = Math.min(SYNC_INTERVAL, Math.floor(leaseTtl / 3))
 
-  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, duplicates: 0, dropped: 0, malformed: 0, late: 0 }
+  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, dropped: 0, malformed: 0, late: 0 }
   const sequences = new SequenceTracker()
   const watch = new CommandWatch(stallTimeout, onStall, linkBack)
-  const recent = new RecentBroadcasts(maxDeliveryDelay > 0 ? maxDeliveryDelay : DEDUPLICATION_WINDOW)
   let node: HubNode | undefined
   let gapReporter: GapReporter | undefined
   /** Known at start, when the connection's database and keyPrefix are. */
   let base = ''
   let everyone = ''
   let plainHeader = ''
-  /** This node's number for its next broadcast to several rooms. */
-  let broadcastIds = 0
   /** Publishes, lease writes and count queries. The user's client when given. */
   let commands: AnyRedis | undefined
   /** In subscriber mode, so it can do nothing else. Always the adapter's own. */
@@ -81,8 +76,11 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
   function onMessage (messageChannel: Buffer, message: Buffer): void {
     const self = node as HubNode
     stats.receivedBytes += message.length
-    const decoded = decodeEnvelope(message)
     const channel = messageChannel.toString()
+    // Sent before this node's UNSUBSCRIBE reached Redis: nobody here wants it, and tracking its
+    // sequence again would make the room's next subscription start from a stale number.
+    if (channel !== everyone && subscriptions?.has(channel) !== true) return
+    const decoded = decodeEnvelope(message)
     if (decoded === undefined) {
       stats.malformed++
       self.log.debug({ channel }, 'fastify-ws-hub redis: ignored a message that is not an envelope')
@@ -96,12 +94,16 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       stats.late++
       return
     }
-    if (decoded.broadcastId !== undefined && !recent.firstTime(`${decoded.nodeId} ${decoded.broadcastId}`)) {
-      stats.duplicates++
+    stats.received++
+    const envelope = decoded.envelope
+    if (envelope.kind === 'broadcast' && envelope.rooms !== undefined && envelope.rooms.length > 1) {
+      // One room's copy of a broadcast to several: which room, from the channel it came on.
+      const via = envelope.rooms.find(room => roomChannel(base, room) === channel)
+      if (via === undefined) return
+      self.deliver({ ...envelope, via })
       return
     }
-    stats.received++
-    self.deliver(decoded.envelope)
+    self.deliver(envelope)
   }
 
   /** The channel of a room or a client. */
@@ -188,9 +190,12 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       everyone = allChannel(base)
       lease = new Lease(hubNode, prefix, leaseTtl, watch)
       subscriber = openSubscriber(commands)
-      pubsub = new PubSub(commands, subscriber)
+      pubsub = new PubSub(commands, subscriber, keyPrefix)
+      if (pubsub.sharded && /\{.*\}/.test(keyPrefix)) {
+        hubNode.log.warn({ keyPrefix }, 'fastify-ws-hub redis: the client\'s keyPrefix holds a hash tag: every channel and key goes to one shard of the cluster')
+      }
       outbox = new Outbox(pubsub, watch, stats)
-      subscriptions = new Subscriptions(pubsub, unsubscribeDelay, stallTimeout, channel => sequences.forgetChannel(channel))
+      subscriptions = new Subscriptions(pubsub, stallTimeout, channel => sequences.forgetChannel(channel))
       commands.on('error', onLinkError)
       commands.on('ready', onCommandsReady)
       subscriber.on('error', onLinkError)
@@ -212,17 +217,16 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
 
     publish (envelope: HubEnvelope): boolean {
       if (outbox === undefined || !available()) {
-        stats.dropped++
+        stats.dropped += envelope.kind === 'broadcast' ? Math.max(1, envelope.rooms?.length ?? 1) : 1
         return false
       }
       const rooms = envelope.kind === 'broadcast' ? envelope.rooms : undefined
       const copies = rooms?.length ?? 1
       if (copies === 0) return false
-      const broadcastId = copies > 1 ? ++broadcastIds : undefined
-      const message = encodeEnvelope((node as HubNode).nodeId, plainHeader, envelope, broadcastId)
+      const message = encodeEnvelope((node as HubNode).nodeId, plainHeader, envelope)
       // Redis slower than this node's publishes: the backlog, not the process, takes the loss.
       if (watch.pendingBytes + outbox.bytes + message.length * copies > maxPendingBytes) {
-        stats.dropped++
+        stats.dropped += copies
         return false
       }
       if (envelope.kind === 'send') {
@@ -243,7 +247,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
 
     unwatch (kind: Interest, name: string): void {
       if (closed) return
-      subscriptions?.unwatch(channelOf(kind, name))
+      // A room may fill again soon (a page reload); a client id is never used again.
+      subscriptions?.unwatch(channelOf(kind, name), kind === 'room' ? unsubscribeDelay : 0)
     },
 
     async clusterCount (): Promise<number> {

@@ -61,18 +61,25 @@ export class CommandWatch {
     return command
   }
 
-  /** Redis answered (a reply, or a fresh connection is ready): a stall is over. */
+  /**
+   * Redis answered (a reply, or a fresh connection is ready): a stall is over, unless an older
+   * command is still overdue (on a cluster, one master may hang while another answers).
+   */
   answered (): void {
-    if (!this.stalled) return
+    if (!this.stalled || this.#overdue()) return
     this.stalled = false
     this.#onAnswer()
   }
 
+  /** Whether the oldest command in flight has waited longer than the timeout. */
+  #overdue (): boolean {
+    const oldest = this.#inFlight.values().next()
+    return oldest.done !== true && Date.now() - oldest.value.sentAt > this.#timeout
+  }
+
   /** Marks a stall when the oldest command in flight has waited longer than the timeout. */
   check (): void {
-    if (this.stalled) return
-    const oldest = this.#inFlight.values().next()
-    if (oldest.done === true || Date.now() - oldest.value.sentAt <= this.#timeout) return
+    if (this.stalled || !this.#overdue()) return
     this.stalled = true
     this.#onStall()
   }
@@ -82,7 +89,8 @@ export class CommandWatch {
 export function within<T> (promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms)
+    // Unref'd: a wait must not keep a closing process alive.
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms).unref()
   })
   return Promise.race([promise, timedOut]).finally(() => clearTimeout(timer))
 }

@@ -9,8 +9,6 @@ export interface RedisAdapterStats {
    * dropped included: what Redis sent it and it decoded. With per-room channels, those of its rooms.
    */
   receivedBytes: number
-  /** Copies of a broadcast to several rooms that came on the channel of another of its rooms: not delivered again. */
-  duplicates: number
   /**
    * Envelopes not sent: Redis unreachable or stalled, or more than `maxPendingBytes` waiting for
    * it (never queued, never replayed).
@@ -33,4 +31,4 @@ export interface RedisAdapterStats {
 }
 
 /** The counters the adapter increments itself (the others are derived when `stats()` is read). */
-export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'receivedBytes' | 'duplicates' | 'dropped' | 'malformed' | 'late'>
+export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'receivedBytes' | 'dropped' | 'malformed' | 'late'>

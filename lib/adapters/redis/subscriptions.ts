@@ -12,27 +12,30 @@ interface Subscription {
 
 /**
  * The channels this node subscribes to: a room's while it has a local member, a client's while it
- * is connected here. A room that empties keeps its subscription for `linger` ms, so that a room
- * whose last member leaves and another joins (a page reload) costs no unsubscribe and
+ * is connected here. A room that empties may keep its subscription a while (`linger`), so that a
+ * room whose last member leaves and another joins (a page reload) costs no unsubscribe and
  * resubscribe round trips. ioredis resubscribes by itself after a reconnect.
  */
 export class Subscriptions {
   readonly #pubsub: PubSub
-  readonly #linger: number
   readonly #timeout: number
-  readonly #onUnsubscribed: (channel: string) => void
+  readonly #forget: (channel: string) => void
   readonly #channels = new Map<string, Subscription>()
 
   /**
-   * @param linger ms a channel stays subscribed after its last local member left
    * @param timeout ms `watch` waits for Redis at most (it never rejects)
-   * @param onUnsubscribed called when a channel is given up, to forget what was kept for it
+   * @param forget called when a channel is given up, and when it is subscribed again, to forget
+   *   what was kept for it (its sequence numbers)
    */
-  constructor (pubsub: PubSub, linger: number, timeout: number, onUnsubscribed: (channel: string) => void) {
+  constructor (pubsub: PubSub, timeout: number, forget: (channel: string) => void) {
     this.#pubsub = pubsub
-    this.#linger = linger
     this.#timeout = timeout
-    this.#onUnsubscribed = onUnsubscribed
+    this.#forget = forget
+  }
+
+  /** Whether the node listens to a channel now (lingering ones included). */
+  has (channel: string): boolean {
+    return this.#channels.has(channel)
   }
 
   /** Channels subscribed now (lingering ones included). */
@@ -54,29 +57,37 @@ export class Subscriptions {
     }
     const subscription: Subscription = { ready: undefined, unsubscribeTimer: undefined }
     this.#channels.set(channel, subscription)
-    const ready = within(this.#pubsub.subscribe(channel), this.#timeout).then(ignore, ignore).finally(() => {
+    // Through a promise: ioredis's cluster client can throw at once (no master for the slot yet).
+    const subscribed = Promise.resolve().then(() => this.#pubsub.subscribe(channel)).then(() => {
+      // What came before the confirmation was from before: numbers count from the next one.
+      this.#forget(channel)
+    })
+    const ready = within(subscribed, this.#timeout).then(ignore, ignore).finally(() => {
       if (subscription.ready === ready) subscription.ready = undefined
     })
     subscription.ready = ready
     return ready
   }
 
-  /** The channel has lost its last local interest: it is given up after the linger time, unless watched again. */
-  unwatch (channel: string): void {
+  /**
+   * The channel has lost its last local interest: it is given up after `linger` ms, unless
+   * watched again meanwhile.
+   */
+  unwatch (channel: string, linger: number): void {
     const subscription = this.#channels.get(channel)
     if (subscription === undefined || subscription.unsubscribeTimer !== undefined) return
-    if (this.#linger === 0) {
+    if (linger === 0) {
       this.#unsubscribe(channel)
       return
     }
-    subscription.unsubscribeTimer = setTimeout(() => this.#unsubscribe(channel), this.#linger).unref()
+    subscription.unsubscribeTimer = setTimeout(() => this.#unsubscribe(channel), linger).unref()
   }
 
   #unsubscribe (channel: string): void {
     this.#channels.delete(channel)
     // Fails only when the link is down; the resubscription after a reconnect no longer includes it.
-    this.#pubsub.unsubscribe(channel).catch(ignore)
-    this.#onUnsubscribed(channel)
+    Promise.resolve().then(() => this.#pubsub.unsubscribe(channel)).catch(ignore)
+    this.#forget(channel)
   }
 
   /** Cancels the pending unsubscribes (at close, when the connection goes anyway). */

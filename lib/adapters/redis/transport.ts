@@ -23,23 +23,33 @@ export class PubSub {
   readonly sharded: boolean
   /** The subscriber's event for a message, with the channel and payload as Buffers. */
   readonly messageEvent: 'messageBuffer' | 'smessageBuffer'
+  /** The client's ioredis keyPrefix, which ioredis adds to sharded channels (they are keys to it) but not to classic ones. */
+  readonly #keyPrefix: string
 
-  constructor (commands: AnyRedis, subscriber: AnyRedis) {
+  /** @param keyPrefix the commands client's keyPrefix: channel names given here already hold it */
+  constructor (commands: AnyRedis, subscriber: AnyRedis, keyPrefix: string) {
     this.commands = commands
     this.subscriber = subscriber
     this.sharded = isCluster(commands)
     this.messageEvent = this.sharded ? 'smessageBuffer' : 'messageBuffer'
+    this.#keyPrefix = keyPrefix
   }
 
+  /** A channel's name as ioredis must be given it: without the keyPrefix where ioredis adds it. */
+  #given (channel: string): string {
+    return this.sharded && this.#keyPrefix !== '' ? channel.slice(this.#keyPrefix.length) : channel
+  }
+
+  /** Publishes on a channel, named as Redis knows it (keyPrefix included). */
   publish (channel: string, message: Buffer): Promise<unknown> {
-    return this.sharded ? this.commands.spublish(channel, message) : this.commands.publish(channel, message)
+    return this.sharded ? this.commands.spublish(this.#given(channel), message) : this.commands.publish(channel, message)
   }
 
   subscribe (channel: string): Promise<unknown> {
-    return this.sharded ? this.subscriber.ssubscribe(channel) : this.subscriber.subscribe(channel)
+    return this.sharded ? this.subscriber.ssubscribe(this.#given(channel)) : this.subscriber.subscribe(channel)
   }
 
   unsubscribe (channel: string): Promise<unknown> {
-    return this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel)
+    return this.sharded ? this.subscriber.sunsubscribe(this.#given(channel)) : this.subscriber.unsubscribe(channel)
   }
 }
