@@ -4,7 +4,7 @@ import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { adapterContract, join, settle, startNode } from './adapter-contract.js'
 import { roomRoutingSuite } from './room-routing.js'
 import { clusterAvailable, startRedisCluster, type RedisCluster } from './redis-cluster-env.js'
-import { eventually, uniquePrefix } from './redis-env.js'
+import { eventually, rawClient, uniquePrefix } from './redis-env.js'
 
 const unavailable = 'a Redis Cluster test needs redis-server and redis-cli on PATH'
 
@@ -30,6 +30,26 @@ roomRoutingSuite('redis cluster (3 masters, a Cluster client of the application\
   const prefix = uniquePrefix()
   return () => redisAdapter({ client: cluster.client(), prefix, unsubscribeDelay: 50 })
 }, false)
+
+test('a Cluster client with a keyPrefix: channels carry the prefix once, and rooms and sendTo work', { skip: clusterAvailable() ? false : unavailable }, async (t) => {
+  const cluster = await startRedisCluster(t, { masters: 3 })
+  const prefix = uniquePrefix()
+  const keyPrefix = 'kp:'
+  const a = await startNode(t, redisAdapter({ client: cluster.client({ keyPrefix }), prefix }))
+  const b = await startNode(t, redisAdapter({ client: cluster.client({ keyPrefix }), prefix, unsubscribeDelay: 0 }))
+  const member = await join(b, ['lobby'])
+  const channel = `${keyPrefix}${prefix}:db0:room:{lobby}`
+  // The master of the channel's slot: sharded subscriptions are counted there only.
+  const master = rawClient(t, `redis://127.0.0.1:${await cluster.masterFor(channel)}`)
+  assert.deepEqual(await master.pubsub('SHARDNUMSUB', channel), [channel, 1])
+  a.app.hub.broadcast('to the lobby', { room: 'lobby' })
+  a.app.hub.sendTo(member.id, 'to the member')
+  await settle(a, [member])
+  assert.deepEqual(member.data().sort(), ['to the lobby', 'to the member'])
+  member.socket.close()
+  await member.closed
+  await eventually(async () => (await master.pubsub('SHARDNUMSUB', channel))[1] === 0, 10_000, 'the room given up')
+})
 
 /** A room name whose channel lives on the given master. */
 async function roomOn (cluster: RedisCluster, prefix: string, master: number, avoid: string[] = []): Promise<string> {

@@ -65,8 +65,12 @@ test('the handshake waits until the client can be reached from other nodes, at m
   // Redis answers nothing for 600 ms: b's SUBSCRIBE for the new client is confirmed only after that.
   await admin.client('PAUSE', 600, 'ALL')
   const pausedAt = Date.now()
+  // Broadcasts on b meanwhile must not reach the new client before its handshake.
+  const early = setInterval(() => b.app.hub.broadcast('early'), 5)
   const client = await join(b)
+  clearInterval(early)
   const waited = Date.now() - pausedAt
+  assert.match(client.messages[0] as string, /^id:/, 'the handshake (here the id) is the first message')
   assert.ok(waited >= 550, `the handshake came after ${waited} ms, before Redis confirmed the subscription`)
   // Reachable from the other node as soon as it has its handshake.
   assert.equal(a.app.hub.sendTo(client.id, 'right after the handshake'), true)

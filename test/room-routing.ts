@@ -98,6 +98,26 @@ export function roomRoutingSuite (name: string, factory: ClusterFactory, publish
       assert.equal(counter(b, 'received'), 3 * count + count / 10 + 9)
     })
 
+    test('a room left and joined again later starts a fresh sequence: what was sent meanwhile is not counted lost', async (t) => {
+      const nodes = await cluster(t, 2)
+      if (nodes === undefined) return
+      const [a, b] = nodes as [TestNode, TestNode]
+      const first = await join(b, ['again'])
+      for (let i = 0; i < 5; i++) a.app.hub.broadcast(`before ${i}`, { room: 'again' })
+      await receivedAll(first, 5, 'the first five')
+      first.socket.close()
+      await first.closed
+      await eventually(() => counter(b, 'subscriptions') === 0, 10_000, 'b off the room')
+      // Nobody on b hears these: b is not subscribed.
+      for (let i = 0; i < 20; i++) a.app.hub.broadcast(`meanwhile ${i}`, { room: 'again' })
+      const second = await join(b, ['again'])
+      for (let i = 0; i < 5; i++) a.app.hub.broadcast(`after ${i}`, { room: 'again' })
+      await receivedAll(second, 5, 'the last five')
+      assert.deepEqual(second.data(), ['after 0', 'after 1', 'after 2', 'after 3', 'after 4'])
+      assert.equal(counter(b, 'lost'), 0)
+      assert.equal(counter(b, 'gaps'), 0)
+    })
+
     test('a client that leaves stops the traffic of its rooms and its id to its node', async (t) => {
       const nodes = await cluster(t, 2)
       if (nodes === undefined) return
