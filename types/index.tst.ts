@@ -10,6 +10,7 @@ import fastifyWsHub, {
   type HubAdapter,
   type NoParams
 } from '../dist/index.js'
+import { Cluster } from 'ioredis'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
 
 const app = Fastify()
@@ -113,12 +114,16 @@ test('client members are typed as the SPEC says', () => {
       expect(client.hub).type.toBe<Hub>()
       expect(client.close).type.toBeCallableWith(4000, 'reason')
       expect(client.close).type.not.toBeCallableWith('4000')
+      expect(client.join('room')).type.toBe<Promise<void>>()
     }
   })
 })
 
-test('the Redis adapter is a HubAdapter', () => {
+test('the Redis adapter is a HubAdapter, on a Redis or a Redis Cluster', () => {
   expect(redisAdapter({ url: 'redis://127.0.0.1:6379' })).type.toBe<HubAdapter>()
+  expect(redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }, '127.0.0.1:7001', 7002] })).type.toBe<HubAdapter>()
+  expect(redisAdapter).type.toBeCallableWith({ client: new Cluster([7000]), unsubscribeDelay: 0 })
+  expect(redisAdapter).type.not.toBeCallableWith({ cluster: 'localhost:7000' })
 })
 
 test('client.request is typed from the route schema in every client hook', () => {
