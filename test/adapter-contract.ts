@@ -75,16 +75,22 @@ export async function settle (from: TestNode, clients: NodeClient[]): Promise<vo
   }
 }
 
+/**
+ * Starts `size` nodes of a fresh cluster from the factory, each on a free port; undefined when the
+ * factory has skipped the test (its engine is not available here).
+ */
+export async function startCluster (t: TestContext, factory: ClusterFactory, size: number): Promise<TestNode[] | undefined> {
+  const makeAdapter = await factory(t)
+  if (makeAdapter === undefined) return undefined
+  const nodes: TestNode[] = []
+  for (let i = 0; i < size; i++) nodes.push(await startNode(t, makeAdapter()))
+  return nodes
+}
+
 /** The adapter contract: every adapter must pass it, the in-memory one and the Redis one alike. */
 export function adapterContract (name: string, factory: ClusterFactory): void {
   describe(`adapter contract: ${name}`, () => {
-    async function cluster (t: TestContext, size: number): Promise<TestNode[] | undefined> {
-      const makeAdapter = await factory(t)
-      if (makeAdapter === undefined) return undefined
-      const nodes: TestNode[] = []
-      for (let i = 0; i < size; i++) nodes.push(await startNode(t, makeAdapter()))
-      return nodes
-    }
+    const cluster = (t: TestContext, size: number): Promise<TestNode[] | undefined> => startCluster(t, factory, size)
 
     test('a broadcast reaches every client on every node exactly once', async (t) => {
       const nodes = await cluster(t, 3)

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test, type TestContext } from 'node:test'
-import type { HubAdapter } from '../dist/index.js'
-import { join, settle, startNode, type ClusterFactory, type NodeClient, type TestNode } from './adapter-contract.js'
+import { join, settle, startCluster, type ClusterFactory, type NodeClient, type TestNode } from './adapter-contract.js'
 import { eventually } from './redis-env.js'
 
 /** A counter of a node's adapter, from `hub.stats()`. */
@@ -22,13 +21,7 @@ async function receivedAll (client: NodeClient, count: number, what: string): Pr
  */
 export function roomRoutingSuite (name: string, factory: ClusterFactory, publisherOrder: boolean): void {
   describe(`room routing: ${name}`, () => {
-    async function cluster (t: TestContext, size: number): Promise<TestNode[] | undefined> {
-      const makeAdapter: (() => HubAdapter) | undefined = await factory(t)
-      if (makeAdapter === undefined) return undefined
-      const nodes: TestNode[] = []
-      for (let i = 0; i < size; i++) nodes.push(await startNode(t, makeAdapter()))
-      return nodes
-    }
+    const cluster = (t: TestContext, size: number): Promise<TestNode[] | undefined> => startCluster(t, factory, size)
 
     test('a node receives and decodes only the traffic of its own rooms and clients', async (t) => {
       const nodes = await cluster(t, 3)
