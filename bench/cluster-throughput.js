@@ -52,20 +52,26 @@
 //
 // Prints a table per mode and master count, a comparison with the ratios, and one JSON line (also
 // written to bench/results/cluster-throughput.json, or cluster-throughput-quick.json).
-import { execFileSync, fork, spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { caller, nowMicros, serve } from './ipc.js'
+import { killChildrenOnExit, startChild, stopChild, trackChild } from './children.js'
+import { clockOffsets, nowMicros, serve } from './ipc.js'
+import { cpuUsOf, delta, machineBusyPercent, machineInfo, machineTimes } from './measure.js'
+import { callsOf, parseInfo, redisCpuUs } from './redis-admin.js'
+import { connectRoomClients, countProbe, roomsByNode } from './room-clients.js'
+import { MESSAGE_SIZE, listenRoomHub, paced, roomMessage, roomName, roomNodeCalls } from './room-node.js'
+import { sleep, until } from './wait.js'
 
-const here = dirname(fileURLToPath(import.meta.url))
+const thisFile = fileURLToPath(import.meta.url)
+const here = dirname(thisFile)
 const dist = join(here, '..', 'dist')
-const MESSAGE_SIZE = 100
 const P99_LIMIT_MS = 100
 /** A step whose generators sent less than this share of the offered rate did not offer it. */
 const PACE_MIN = 0.95
@@ -92,19 +98,6 @@ const { values: args } = parseArgs({
   }
 })
 
-/** A small seeded generator: every step draws its rooms the same way on every run. */
-function mulberry32 (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const roomName = (i) => `r${i}`
 /** The hub's channel of a room (names.js: `<prefix>:db<db>:room:{<room>}`): the redis mode uses the same. */
 const roomChannel = (prefix, i) => `${prefix}:db0:room:{${roomName(i)}}`
 
@@ -161,85 +154,26 @@ function parseHead (buffer) {
   return out
 }
 
-/** `<stamp µs> <step> <origin> <room> xxx...`, MESSAGE_SIZE bytes. */
-const padding = 'x'.repeat(MESSAGE_SIZE)
-function payload (step, origin, room) {
-  const head = `${Math.round(nowMicros())} ${step} ${origin} ${room} `
-  return head + padding.slice(head.length)
-}
-
-/**
- * `rate` sends per second for `ms`, each to a target drawn at random; `send(room)` does one, `flush()`
- * (if given) ends each turn's batch. Returns what was sent, per target too, and how long it took.
- */
-function paced ({ rate, ms, seed, targets, rooms, send, flush }) {
-  const random = mulberry32(seed)
-  const total = Math.round(rate * ms / 1000)
-  const interval = 1000 / rate
-  const perRoom = new Array(rooms).fill(0)
-  let sent = 0
-  const started = performance.now()
-  return new Promise((resolve) => {
-    const tick = () => {
-      const elapsed = performance.now() - started
-      while (sent < total && sent * interval <= elapsed) {
-        const room = targets[Math.floor(random() * targets.length)]
-        send(room)
-        perRoom[room]++
-        sent++
-      }
-      flush?.()
-      if (sent >= total) resolve({ sent, perRoom, ms: performance.now() - started })
-      else setTimeout(tick, Math.max(0, sent * interval - (performance.now() - started)))
-    }
-    tick()
-  })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Child processes: a hub node, a loader, a subscriber.
 
 async function runNode (cfg) {
-  const { default: Fastify } = await import('fastify')
-  const { default: fastifyWsHub } = await import(pathToFileURL(join(dist, 'index.js')).href)
-  const { redisAdapter } = await import(pathToFileURL(join(dist, 'adapters', 'redis', 'index.js')).href)
-  const app = Fastify()
-  await app.register(fastifyWsHub, {
-    heartbeat: false,
-    handshakeMessage: false,
-    readTimeout: 0,
-    adapter: redisAdapter({ cluster: cfg.cluster, prefix: cfg.prefix })
-  })
-  app.hub.route({
-    url: '/ws',
-    onOpen (client) { client.join(String(client.request.query.room)) }
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  const system = await listenRoomHub(dist, { cluster: cfg.cluster, prefix: cfg.prefix })
   const names = Array.from({ length: cfg.rooms }, (_, i) => roomName(i))
-  const counters = () => Object.fromEntries(Object.entries(app.hub.stats()).filter(([key]) => key.startsWith('adapter.')))
   serve({
-    clock: () => nowMicros(),
-    count ({ rooms }) {
-      let members = 0
-      for (const room of rooms) members += app.hub.roomSize(roomName(room))
-      return { clients: app.hub.onlineCount(), members }
-    },
-    probe ({ rooms, round }) {
-      for (const room of rooms) app.hub.broadcast(`p ${round} ${room}`, { room: roomName(room) })
-      return rooms.length
-    },
-    snapshot: () => ({ cpu: process.cpuUsage(), counters: counters() }),
+    ...roomNodeCalls(system),
+    snapshot: () => ({ cpu: process.cpuUsage(), counters: system.counters() }),
     run: ({ rate, ms, step, seed }) => paced({
       rate,
       ms,
       seed,
       targets: cfg.targets,
       rooms: cfg.rooms,
-      send: (room) => app.hub.broadcast(payload(step, cfg.index, room), { room: names[room] })
+      send: (room) => system.send(names[room], roomMessage(step, cfg.index, room))
     }),
-    close: () => app.close()
+    close: () => system.close()
   })
-  process.send({ ready: true, port: app.server.address().port })
+  process.send({ ready: true, port: system.port })
 }
 
 async function clusterClient (nodes, options) {
@@ -413,7 +347,7 @@ async function runLoader (cfg) {
         rooms: cfg.rooms,
         send (room) {
           sent++
-          publish(room, payload(step, cfg.index, room))
+          publish(room, roomMessage(step, cfg.index, room))
         },
         flush
       })
@@ -498,75 +432,12 @@ async function runSubscriber (cfg) {
 // ---------------------------------------------------------------------------------------------
 // The driver: processes, clusters, cleanup.
 
-const children = new Set()
-const redisServers = new Set()
+/** The clusters' temp dirs not yet removed (the redis-server children are tracked in children.js). */
 const tempDirs = new Set()
 
-function cleanUp () {
-  for (const child of children) child.kill('SIGKILL')
-  children.clear()
-  for (const child of redisServers) child.kill('SIGKILL')
-  redisServers.clear()
+function removeTempDirs () {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
   tempDirs.clear()
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until (condition, timeoutMs, everyMs = 5) {
-  const deadline = performance.now() + timeoutMs
-  while (!(await condition())) {
-    if (performance.now() > deadline) return false
-    await sleep(everyMs)
-  }
-  return true
-}
-
-/** Starts a child of this file in a role; resolves once it says it is ready. */
-async function startChild (role, cfg, label) {
-  const child = fork(fileURLToPath(import.meta.url), [`--${role}`, JSON.stringify(cfg)])
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  const ready = await new Promise((resolve, reject) => {
-    const onExit = (code, signal) => reject(new Error(`${label} exited (${code ?? signal}) before it was ready`))
-    child.once('exit', onExit)
-    child.on('message', function onReady (message) {
-      if (message?.ready === true) {
-        child.off('message', onReady)
-        child.off('exit', onExit)
-        resolve(message)
-      }
-    })
-  })
-  return { label, child, port: ready.port, call: caller(child) }
-}
-
-async function stopChild (proc) {
-  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return
-  const exited = new Promise((resolve) => proc.child.once('exit', resolve))
-  try {
-    await Promise.race([proc.call('close'), sleep(5000)])
-  } catch {}
-  if (proc.child.connected) proc.child.disconnect()
-  const timer = setTimeout(() => proc.child.kill('SIGKILL'), 5000)
-  await exited
-  clearTimeout(timer)
-}
-
-/**
- * The offset of a child's clock to this process's, from the IPC round trip of least delay. A reading
- * inside the round trip means one clock (offset 0); otherwise the round trip's midpoint is used.
- */
-async function clockOffset (proc) {
-  let best
-  for (let i = 0; i < 20; i++) {
-    const sent = nowMicros()
-    const theirs = await proc.call('clock')
-    const back = nowMicros()
-    if (best === undefined || back - sent < best.rtt) best = { rtt: back - sent, sent, back, theirs }
-  }
-  const shared = best.theirs >= best.sent && best.theirs <= best.back
-  return { offsetUs: shared ? 0 : best.theirs - (best.sent + best.back) / 2, shared }
 }
 
 /** A free loopback port (the OS may hand it out again: callers keep a set of their own). */
@@ -607,26 +478,10 @@ function pong (port) {
   })
 }
 
-function parseInfo (text) {
-  const fields = {}
-  for (const line of text.split('\r\n')) {
-    const colon = line.indexOf(':')
-    if (colon > 0 && !line.startsWith('#')) fields[line.slice(0, colon)] = line.slice(colon + 1)
-  }
-  return fields
-}
-
-/** `calls=12,usec=...` -> 12 */
-function callsOf (stat) {
-  const match = /calls=(\d+)/.exec(stat ?? '')
-  return match === null ? 0 : Number(match[1])
-}
-
 /** Runs a program to its end (killed after `timeoutMs`); resolves with its exit code and output. */
 function runProgram (command, argv, timeoutMs) {
   return new Promise((resolve) => {
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-    redisServers.add(child)
+    const child = trackChild(spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
     let output = ''
     child.stdout.on('data', (chunk) => { output += String(chunk) })
     child.stderr.on('data', (chunk) => { output += String(chunk) })
@@ -634,7 +489,6 @@ function runProgram (command, argv, timeoutMs) {
     child.on('error', (error) => { output += String(error) })
     child.on('close', (code) => {
       clearTimeout(timer)
-      redisServers.delete(child)
       resolve({ code, output })
     })
   })
@@ -674,8 +528,7 @@ async function startCluster (masters, Redis) {
         '--repl-diskless-sync-delay', '0',
         '--daemonize', 'no'
       ], { cwd: dir, stdio: 'ignore' })
-      redisServers.add(child)
-      child.once('exit', () => redisServers.delete(child))
+      trackChild(child)
       const up = await until(async () => child.exitCode !== null || await pong(port), 5000, 20)
       if (up && child.exitCode === null) return { port, bus, child }
       child.kill('SIGKILL')
@@ -753,25 +606,11 @@ async function startCluster (masters, Redis) {
 /** Every master's CPU time (INFO cpu, µs) and SPUBLISH count. */
 async function mastersSnapshot (cluster) {
   return Promise.all(cluster.admins.map(async (admin) => {
-    const cpu = parseInfo(await admin.info('cpu'))
+    const cpuUs = await redisCpuUs(admin)
     const commands = parseInfo(await admin.info('commandstats'))
-    return { cpuUs: (Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user)) * 1e6, spublish: callsOf(commands.cmdstat_spublish) }
+    return { cpuUs, spublish: callsOf(commands.cmdstat_spublish) }
   }))
 }
-
-/** Idle and total CPU time of the machine, all cores (ms). */
-function machineTimes () {
-  let idle = 0
-  let total = 0
-  for (const { times } of os.cpus()) {
-    idle += times.idle
-    total += times.user + times.nice + times.sys + times.idle + times.irq
-  }
-  return { idle, total }
-}
-
-const cpuUsOf = (after, before) => (after.user - before.user) + (after.system - before.system)
-const delta = (after, before) => Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - (before[key] ?? 0)]))
 
 /**
  * CPU over a window: every process (Redis masters by INFO, children and this process by
@@ -795,7 +634,7 @@ async function cpuWindow (cluster, procs) {
       masters: cluster.ports.map((port, i) => ({ name: `redis:${port}`, kind: 'redis', cpu: percent(after.masters[i].cpuUs - before.masters[i].cpuUs), spublish: after.masters[i].spublish - before.masters[i].spublish })),
       procs: procs.map((proc, i) => ({ name: proc.label, kind: proc.kind, cpu: percent(cpuUsOf(after.procs[i].cpu, before.procs[i].cpu)) })),
       self: { name: 'driver', kind: 'driver', cpu: percent(cpuUsOf(after.self, before.self)) },
-      machineBusy: 100 * (1 - (after.machine.idle - before.machine.idle) / (after.machine.total - before.machine.total)),
+      machineBusy: machineBusyPercent(after.machine, before.machine),
       afterProcs: after.procs
     }
   }
@@ -872,15 +711,30 @@ function verdictOf (step) {
   return reasons
 }
 
+/** What a step keeps of its CPU window (`cpuWindow`'s end): the figures the report and the JSON show. */
+const stepCpu = (cpu) => ({ cpu: { masters: cpu.masters, procs: cpu.procs, self: cpu.self, wallMs: cpu.wallMs }, machineBusy: cpu.machineBusy })
+
+/**
+ * A step of the ramp in either mode: `runStep(rate, ms)` for `seconds`, judged (`reasons`, `pass`),
+ * then a wait until nothing has arrived for a while, so that a failed step's backlog does not count
+ * against the next one.
+ * @param {(rate: number, ms: number) => Promise<object>} runStep
+ * @param {number} seconds
+ * @param {() => number | Promise<number>} lastAnyAt when the latest message (of any step) arrived, µs
+ */
+function measuredStep (runStep, seconds, lastAnyAt) {
+  return async (rate) => {
+    const step = await runStep(rate, seconds * 1000)
+    step.reasons = verdictOf(step)
+    step.pass = step.reasons.length === 0
+    await quiet(lastAnyAt)
+    await sleep(300)
+    return step
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hub mode.
-
-/** Rooms of every node: room i lives on node i % K. */
-function roomsByNode (nodes, rooms) {
-  const owned = Array.from({ length: nodes }, () => [])
-  for (let i = 0; i < rooms; i++) owned[i % nodes].push(i)
-  return owned
-}
 
 function makeSink () {
   return { step: -1, received: 0, misrouted: 0, hist: newHistogram(), lastAt: 0, lastAnyAt: 0, probeRound: 0, probeGot: null, disconnected: 0, closing: false, offsets: [] }
@@ -890,11 +744,7 @@ function onPayload (sink, client, data) {
   const now = nowMicros()
   sink.lastAnyAt = now
   if (data[0] === 112) { // "p <round> <room>": a readiness probe
-    const [, round, room] = data.toString().split(' ')
-    if (Number(round) === sink.probeRound && client.probed !== sink.probeRound) {
-      client.probed = sink.probeRound
-      if (Number(room) === client.room) sink.probeGot[client.room]++
-    }
+    countProbe(sink, client, data.toString())
     return
   }
   const [stamp, step, origin, room] = parseHead(data)
@@ -903,61 +753,6 @@ function onPayload (sink, client, data) {
   sink.lastAt = now
   if (room !== client.room) sink.misrouted++
   record(sink.hist, now - (stamp - sink.offsets[origin]))
-}
-
-/** Opens the clients of one node, 50 upgrades at a time. */
-async function openClients (WebSocket, node, rooms, count, sink) {
-  const sockets = []
-  let failed = 0
-  for (let i = 0; i < count; i += 50) {
-    const batch = []
-    for (let j = i; j < Math.min(count, i + 50); j++) {
-      const room = rooms[j % rooms.length]
-      const client = { room, probed: -1, open: false }
-      const socket = new WebSocket(`ws://127.0.0.1:${node.port}/ws?room=${roomName(room)}`, { perMessageDeflate: false })
-      batch.push(new Promise((resolve) => {
-        const timer = setTimeout(() => done(false), 20_000)
-        let settled = false
-        function done (ok) {
-          if (settled) return
-          settled = true
-          client.open = ok
-          clearTimeout(timer)
-          if (!ok) socket.terminate()
-          resolve(ok ? { socket, client } : undefined)
-        }
-        socket.on('error', () => done(false))
-        socket.on('close', () => {
-          if (client.open && !sink.closing) sink.disconnected++
-          done(false)
-        })
-        socket.on('open', () => done(true))
-        socket.on('message', (data) => onPayload(sink, client, data))
-      }))
-    }
-    for (const opened of await Promise.all(batch)) {
-      if (opened === undefined) failed++
-      else sockets.push(opened)
-    }
-  }
-  return { sockets, failed }
-}
-
-/** Probes every room from another node until every member has one: the sharded subscriptions are in place. */
-async function probeRooms (nodes, members, sink) {
-  let pending = members.map((size, room) => size > 0 ? room : -1).filter((room) => room >= 0)
-  for (let round = 1; round <= 10 && pending.length > 0; round++) {
-    sink.probeRound = round
-    sink.probeGot = new Array(members.length).fill(0)
-    const from = nodes.map(() => [])
-    for (const room of pending) from[(room % nodes.length + 1) % nodes.length].push(room)
-    await Promise.all(nodes.map((node, i) => node.call('probe', { rooms: from[i], round })))
-    const check = pending
-    await until(() => check.every((room) => sink.probeGot[room] >= members[room]), 2000, 20)
-    pending = check.filter((room) => sink.probeGot[room] < members[room])
-  }
-  sink.probeRound = 0
-  return pending
 }
 
 /** Waits until `received()` reaches `expected`, or it made no progress for 2 s, or 20 s went by. */
@@ -993,33 +788,24 @@ async function runHubMode (cluster, ctx) {
   try {
     for (let k = 0; k < K; k++) {
       const targets = K === 1 ? owned[0] : owned.flatMap((rooms, j) => (j === k ? [] : rooms))
-      const node = await startChild('node', { index: k, rooms: R, prefix, cluster: cluster.startupNodes, targets }, `node${k}`)
+      const node = await startChild(thisFile, 'node', { index: k, rooms: R, prefix, cluster: cluster.startupNodes, targets }, `node${k}`)
       node.kind = 'hub node'
       nodes.push(node)
     }
-    const clocks = []
-    for (const node of nodes) clocks.push(await clockOffset(node))
+    const clocks = await clockOffsets(nodes.map((node) => node.call))
     sink.offsets = clocks.map((clock) => clock.offsetUs)
 
-    const members = new Array(R).fill(0)
-    let failed = 0
-    for (let k = 0; k < K; k++) {
-      const opened = await openClients(WebSocket, nodes[k], owned[k], C, sink)
-      failed += opened.failed
-      for (const { socket, client } of opened.sockets) {
-        sockets.push(socket)
-        members[client.room]++
-      }
-    }
-    if (failed > 0) console.warn(`  ! ${failed} of ${K * C} clients failed to open`)
-    const perNodeClients = owned.map((rooms) => rooms.reduce((sum, room) => sum + members[room], 0))
-    const registered = await until(async () => {
-      const counts = await Promise.all(nodes.map((node, k) => node.call('count', { rooms: owned[k] })))
-      return counts.every((count, k) => count.clients === perNodeClients[k] && count.members === perNodeClients[k])
-    }, 30_000, 100)
-    if (!registered) console.warn('  ! not every client was registered in its room within 30 s')
-    const unreached = await probeRooms(nodes, members, sink)
-    if (unreached.length > 0) console.warn(`  ! ${unreached.length} room(s) never got a cross-node probe`)
+    const { members, failed, unreached } = await connectRoomClients({
+      WebSocket,
+      nodes,
+      owned,
+      rooms: R,
+      perNode: C,
+      sink,
+      onPayload: (client, data) => onPayload(sink, client, data),
+      sockets,
+      warn: (problem) => console.warn(`  ! ${problem}`)
+    })
     await sleep(300)
 
     // Members per broadcast, on average over the rooms the nodes draw from.
@@ -1063,18 +849,10 @@ async function runHubMode (cluster, ctx) {
         lost: Math.max(0, expected - received),
         misrouted: sink.misrouted,
         adapter: { dropped: counters['adapter.dropped'] ?? 0, late: counters['adapter.late'] ?? 0, lost: counters['adapter.lost'] ?? 0, published: counters['adapter.published'] ?? 0, received: counters['adapter.received'] ?? 0 },
-        cpu: { masters: cpu.masters, procs: cpu.procs, self: cpu.self, wallMs: cpu.wallMs },
-        machineBusy: cpu.machineBusy
+        ...stepCpu(cpu)
       }
     }
-    const measured = async (rate) => {
-      const step = await runStep(rate, config.seconds * 1000)
-      step.reasons = verdictOf(step)
-      step.pass = step.reasons.length === 0
-      await quiet(() => sink.lastAnyAt)
-      await sleep(300)
-      return step
-    }
+    const measured = measuredStep(runStep, config.seconds, () => sink.lastAnyAt)
 
     // Warm-up (JIT, TCP windows, connections), not counted.
     await runStep(config.startRate.hub, config.warmupMs)
@@ -1119,19 +897,17 @@ async function runRedisMode (cluster, ctx) {
   try {
     for (let j = 0; j < N; j++) {
       const mine = Array.from({ length: R }, (_, i) => i).filter((i) => i % N === j)
-      const sub = await startChild('subscriber', { ...base, index: j, mine }, `sub${j}`)
+      const sub = await startChild(thisFile, 'subscriber', { ...base, index: j, mine }, `sub${j}`)
       sub.kind = 'subscriber'
       subscribers.push(sub)
     }
     for (let k = 0; k < K; k++) {
-      const loader = await startChild('loader', { ...base, index: k }, `loader${k}`)
+      const loader = await startChild(thisFile, 'loader', { ...base, index: k }, `loader${k}`)
       loader.kind = 'loader'
       loaders.push(loader)
     }
-    const loaderClocks = []
-    for (const loader of loaders) loaderClocks.push(await clockOffset(loader))
-    const subscriberClocks = []
-    for (const sub of subscribers) subscriberClocks.push(await clockOffset(sub))
+    const loaderClocks = await clockOffsets(loaders.map((loader) => loader.call))
+    const subscriberClocks = await clockOffsets(subscribers.map((sub) => sub.call))
     const procs = [...loaders, ...subscribers]
     const lastAnyAt = async () => Math.max(...(await Promise.all(subscribers.map((sub) => sub.call('progress')))).map((p, j) => p.lastAt - subscriberClocks[j].offsetUs))
 
@@ -1171,18 +947,10 @@ async function runRedisMode (cluster, ctx) {
         lastError: acks.find((a) => a.lastError !== undefined)?.lastError,
         // Redis CPU per SPUBLISH (the masters' CPU over the send window, all of them)
         redisCpuUsPerPublish: spublished > 0 ? cpu.masters.reduce((sum, m) => sum + m.cpu, 0) * cpu.wallMs * 10 / spublished : null,
-        cpu: { masters: cpu.masters, procs: cpu.procs, self: cpu.self, wallMs: cpu.wallMs },
-        machineBusy: cpu.machineBusy
+        ...stepCpu(cpu)
       }
     }
-    const measured = async (rate) => {
-      const step = await runStep(rate, config.seconds * 1000)
-      step.reasons = verdictOf(step)
-      step.pass = step.reasons.length === 0
-      await quiet(lastAnyAt)
-      await sleep(300)
-      return step
-    }
+    const measured = measuredStep(runStep, config.seconds, lastAnyAt)
 
     // Each master's CPU with no load (cron, cluster bus, this bench's INFO polling): taken out of
     // the projection below, where it would otherwise count as the cost of SPUBLISHes.
@@ -1298,14 +1066,6 @@ function printComparison (runs, config) {
   return ratios
 }
 
-function machine () {
-  let commit = 'unknown'
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-  } catch {}
-  return { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.type()} ${os.release()}`, commit }
-}
-
 const USAGE = 'node bench/cluster-throughput.js [--quick] [--masters 1,3] [--mode hub|redis|both] [--seconds S] [--nodes K] [--clients C] [--rooms R] [--max-rate N] [--start-rate N] [--refine N] [--subscribers N] [--generator ioredis|raw]'
 
 function usage (message) {
@@ -1368,7 +1128,7 @@ async function main () {
   const { Redis } = await import('ioredis')
   const ctx = { config, WebSocket }
 
-  const info = machine()
+  const info = machineInfo(here)
   console.log(`cluster-throughput bench${quick ? ' (quick)' : ''}: ${info.nproc} x ${info.cpu}, Node ${info.node}, commit ${info.commit}, redis-server ${redisVersion}`)
   console.log(`masters ${masters.join(' vs ')}; modes ${config.modes.join(', ')}; steps of ${config.seconds} s doubling from ${config.startRate.hub}/s (hub) and ${config.startRate.redis}/s (redis) up to ${config.maxRate}/s, then ${config.refine} refinement(s); pass: p99 < ${P99_LIMIT_MS} ms, nothing lost, >= ${PACE_MIN * 100}% of the offered rate sent`)
   if (config.modes.includes('hub')) console.log(`hub: ${config.nodes} nodes x ${config.clients} clients, ${config.rooms} rooms (room i on node i % ${config.nodes}), each node broadcasting to the other nodes' rooms; ${MESSAGE_SIZE}-byte payloads`)
@@ -1437,12 +1197,6 @@ else if (args.loader !== undefined) await runLoader(JSON.parse(args.loader))
 else if (args.subscriber !== undefined) await runSubscriber(JSON.parse(args.subscriber))
 else if (args.help) console.log(USAGE)
 else {
-  process.on('exit', cleanUp)
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.on(signal, () => {
-      cleanUp()
-      process.exit(130)
-    })
-  }
+  killChildrenOnExit({ signals: ['SIGINT', 'SIGTERM', 'SIGHUP'], then: removeTempDirs })
   await main()
 }

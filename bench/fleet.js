@@ -2,6 +2,7 @@
 // so that the clients' own CPU stays small. Driven over IPC by run.js.
 import net from 'node:net'
 import { nowMicros, serve } from './ipc.js'
+import { percentile } from './measure.js'
 
 const REQUEST_TAIL = 'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
   'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
@@ -168,11 +169,6 @@ function untilReceived (target, timeoutMs) {
       }
     }
   })
-}
-
-function percentile (sorted, p) {
-  if (sorted.length === 0) return null
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
 }
 
 serve({

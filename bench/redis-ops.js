@@ -9,6 +9,7 @@
 // Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379), ideally with nothing else on it.
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
+import { redisCpuUs } from './redis-admin.js'
 
 const { values: args } = parseArgs({ options: { channels: { type: 'string' } } })
 const count = Number(args.channels ?? 100_000)
@@ -19,23 +20,15 @@ const admin = new Redis(url)
 const subscriber = new Redis(url)
 const publisher = new Redis(url)
 
-/** Redis's CPU time (user + system), µs. */
-async function redisCpu () {
-  const info = await admin.info('cpu')
-  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1])
-  const system = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1])
-  return (user + system) * 1e6
-}
-
 async function usedMemory () {
   return Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
 }
 
 /** Runs `phase` and returns Redis's CPU per operation, µs. */
 async function measure (phase) {
-  const before = await redisCpu()
+  const before = await redisCpuUs(admin)
   await phase()
-  return ((await redisCpu()) - before) / count
+  return ((await redisCpuUs(admin)) - before) / count
 }
 
 const channels = Array.from({ length: count }, (_, i) => `fwh-bench-redis-ops:${process.pid}:client:{${i}}`)

@@ -26,7 +26,6 @@
 // programs are counted (CLIENT LIST) and reported: Redis's CPU would include their work.
 // Prints a table per system, a comparison, and one JSON line with every figure (also written to
 // bench/results/rooms.json, or rooms-quick.json).
-import { execFileSync, fork } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -35,12 +34,18 @@ import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { caller, nowMicros, serve } from './ipc.js'
+import { killChildrenOnExit, startChild, stopChild } from './children.js'
+import { clockOffsets, nowMicros, serve } from './ipc.js'
+import { cpuUsOf, delta, latencySummary, machineBusyPercent, machineInfo, machineTimes } from './measure.js'
+import { callsOf, parseInfo, reachableRedis, redisCpuUs } from './redis-admin.js'
+import { connectRoomClients, countProbe, roomsByNode } from './room-clients.js'
+import { MESSAGE_SIZE, listenRoomHub, paced, roomMessage, roomName, roomNodeCalls } from './room-node.js'
+import { sleep, until } from './wait.js'
 
-const here = dirname(fileURLToPath(import.meta.url))
+const thisFile = fileURLToPath(import.meta.url)
+const here = dirname(thisFile)
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const SYSTEMS = ['hub', 'baseline', 'socketio', 'socketio-sharded']
-const MESSAGE_SIZE = 100
 
 const { values: args } = parseArgs({
   options: {
@@ -56,20 +61,6 @@ const { values: args } = parseArgs({
     help: { type: 'boolean', default: false }
   }
 })
-
-/** A small seeded generator, so that every system gets the same rooms in the same order. */
-function mulberry32 (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const roomName = (i) => `r${i}`
 
 // ---------------------------------------------------------------------------------------------
 // A node: one hub or socket.io server on Redis, driven over IPC.
@@ -94,33 +85,9 @@ async function countPubSub (from, counters) {
 
 /** The hub from a dist/ directory, with the Redis adapter; clients join the room of their query string. */
 async function hubNode (cfg, counters) {
+  // first, so that the adapter's connections are counted from their first message
   await countPubSub(join(cfg.dist, 'index.js'), counters)
-  const { default: Fastify } = await import('fastify')
-  const { default: fastifyWsHub } = await import(pathToFileURL(join(cfg.dist, 'index.js')).href)
-  const { redisAdapter } = await import(pathToFileURL(join(cfg.dist, 'adapters', 'redis', 'index.js')).href)
-  const app = Fastify()
-  await app.register(fastifyWsHub, {
-    heartbeat: false,
-    handshakeMessage: false,
-    readTimeout: 0,
-    adapter: redisAdapter({ url: cfg.redisUrl, prefix: cfg.prefix })
-  })
-  app.hub.route({
-    url: '/ws',
-    onOpen (client) { client.join(String(client.request.query.room)) }
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return {
-    port: app.server.address().port,
-    send (room, text) { app.hub.broadcast(text, { room }) },
-    clients: () => app.hub.onlineCount(),
-    roomSize: (room) => app.hub.roomSize(room),
-    counters () {
-      const stats = app.hub.stats()
-      return Object.fromEntries(Object.entries(stats).filter(([key]) => key.startsWith('adapter.')))
-    },
-    close: () => app.close()
-  }
+  return listenRoomHub(cfg.dist, { url: cfg.redisUrl, prefix: cfg.prefix })
 }
 
 /**
@@ -197,54 +164,31 @@ async function runNode (cfg) {
     ? await hubNode(cfg, counters)
     : await socketIoNode(cfg, counters)
   const names = Array.from({ length: cfg.rooms }, (_, i) => roomName(i))
-  const padding = 'x'.repeat(MESSAGE_SIZE)
-  /** `<stamp µs> <phase> <origin node> <room> xxx...`, MESSAGE_SIZE bytes. */
-  const message = (phase, room) => {
-    const head = `${Math.round(nowMicros())} ${phase} ${cfg.index} ${room} `
-    return head + padding.slice(head.length)
-  }
+  // every room, this node's own too: most broadcasts are for rooms of other nodes
+  const everyRoom = names.map((_, i) => i)
 
   /**
    * `rate` broadcasts per second for `ms`, each to a room drawn at random among all of them. `dry`:
    * the same timers, draws and messages, but nothing sent (what the driver itself costs the node).
    */
-  function paced ({ rate, ms, phase, seed, dry = false }) {
-    const random = mulberry32(seed)
-    const total = Math.round(rate * ms / 1000)
-    const interval = 1000 / rate
-    const perRoom = new Array(cfg.rooms).fill(0)
-    let sent = 0
-    const started = performance.now()
-    return new Promise((resolve) => {
-      const tick = () => {
-        const elapsed = performance.now() - started
-        while (sent < total && sent * interval <= elapsed) {
-          const room = Math.floor(random() * cfg.rooms)
-          const text = message(phase, room)
-          if (!dry) system.send(names[room], text)
-          perRoom[room]++
-          sent++
-        }
-        if (sent >= total) resolve({ sent, perRoom, ms: performance.now() - started })
-        else setTimeout(tick, Math.max(0, sent * interval - (performance.now() - started)))
+  function run ({ rate, ms, phase, seed, dry = false }) {
+    return paced({
+      rate,
+      ms,
+      seed,
+      targets: everyRoom,
+      rooms: cfg.rooms,
+      send (room) {
+        const text = roomMessage(phase, cfg.index, room)
+        if (!dry) system.send(names[room], text)
       }
-      tick()
     })
   }
 
   serve({
-    clock: () => nowMicros(),
-    count ({ rooms }) {
-      let members = 0
-      for (const room of rooms) members += system.roomSize(roomName(room))
-      return { clients: system.clients(), members }
-    },
-    probe ({ rooms, round }) {
-      for (const room of rooms) system.send(roomName(room), `p ${round} ${room}`)
-      return rooms.length
-    },
+    ...roomNodeCalls(system),
     snapshot: () => ({ cpu: process.cpuUsage(), pubsubIn: counters.pubsubIn, counters: system.counters(), rss: process.memoryUsage().rss, redisPorts: [...counters.redisPorts] }),
-    run: paced,
+    run,
     close: () => system.close()
   })
   process.send({ ready: true, port: system.port })
@@ -253,115 +197,22 @@ async function runNode (cfg) {
 // ---------------------------------------------------------------------------------------------
 // The driver: clients, measurement, report.
 
-const children = new Set()
-function killAll () {
-  for (const child of children) child.kill('SIGKILL')
-  children.clear()
-}
-process.on('exit', killAll)
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    killAll()
-    process.exit(130)
-  })
-}
+killChildrenOnExit()
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until (condition, timeoutMs, everyMs = 5) {
-  const deadline = performance.now() + timeoutMs
-  while (!(await condition())) {
-    if (performance.now() > deadline) return false
-    await sleep(everyMs)
-  }
-  return true
-}
-
-function percentile (sorted, p) {
-  if (sorted.length === 0) return null
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
-}
-
-function summary (values) {
-  const sorted = Float64Array.from(values).sort()
-  return { n: sorted.length, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.length === 0 ? null : sorted[sorted.length - 1] }
-}
-
-function parseInfo (text) {
-  const fields = {}
-  for (const line of text.split('\r\n')) {
-    const colon = line.indexOf(':')
-    if (colon > 0 && !line.startsWith('#')) fields[line.slice(0, colon)] = line.slice(colon + 1)
-  }
-  return fields
-}
-
-/** `calls=12,usec=...` -> 12 */
-function callsOf (stat) {
-  const match = /calls=(\d+)/.exec(stat ?? '')
-  return match === null ? 0 : Number(match[1])
-}
-
+/** Redis's CPU time, network bytes, (S)PUBLISH counts and connected clients so far. */
 async function redisSnapshot (redis) {
-  const cpu = parseInfo(await redis.info('cpu'))
+  const cpuUs = await redisCpuUs(redis)
   const stats = parseInfo(await redis.info('stats'))
   const commands = parseInfo(await redis.info('commandstats'))
   const clients = parseInfo(await redis.info('clients'))
   return {
-    cpuUs: (Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user)) * 1e6,
+    cpuUs,
     netOut: Number(stats.total_net_output_bytes),
     netIn: Number(stats.total_net_input_bytes),
     publish: callsOf(commands.cmdstat_publish),
     spublish: callsOf(commands.cmdstat_spublish),
     connectedClients: Number(clients.connected_clients)
   }
-}
-
-/** Starts a node process; resolves once it listens. */
-async function startNode (cfg) {
-  const child = fork(fileURLToPath(import.meta.url), ['--node', JSON.stringify(cfg)])
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  const port = await new Promise((resolve, reject) => {
-    const onExit = (code, signal) => reject(new Error(`${cfg.system} node ${cfg.index} exited (${code ?? signal}) before it was ready`))
-    child.once('exit', onExit)
-    child.on('message', function ready (message) {
-      if (message?.ready === true) {
-        child.off('message', ready)
-        child.off('exit', onExit)
-        resolve(message.port)
-      }
-    })
-  })
-  return { index: cfg.index, child, port, call: caller(child) }
-}
-
-async function stopNode (node) {
-  if (node.child.exitCode !== null || node.child.signalCode !== null) return
-  const exited = new Promise((resolve) => node.child.once('exit', resolve))
-  try {
-    await Promise.race([node.call('close'), sleep(5000)])
-  } catch {}
-  if (node.child.connected) node.child.disconnect()
-  const timer = setTimeout(() => node.child.kill('SIGKILL'), 5000)
-  await exited
-  clearTimeout(timer)
-}
-
-/**
- * The offset of a node's clock to this process's, from the IPC round trip of least delay. A reading
- * inside the round trip means one clock (offset 0); otherwise the round trip's midpoint is used.
- */
-async function clockOffset (node) {
-  let best
-  for (let i = 0; i < 20; i++) {
-    const sent = nowMicros()
-    const theirs = await node.call('clock')
-    const back = nowMicros()
-    if (best === undefined || back - sent < best.rtt) best = { rtt: back - sent, sent, back, theirs }
-  }
-  const shared = best.theirs >= best.sent && best.theirs <= best.back
-  return { offsetUs: shared ? 0 : best.theirs - (best.sent + best.back) / 2, rttUs: best.rtt, shared }
 }
 
 /**
@@ -388,11 +239,7 @@ function makeSink (nodes) {
 /** One delivered payload (the text of the hub's frame, or the string argument of socket.io's event). */
 function onPayload (sink, client, text) {
   if (text.charCodeAt(0) === 112) { // "p <round> <room>": a readiness probe
-    const [, round, room] = text.split(' ')
-    if (Number(round) === sink.probeRound && client.probed !== sink.probeRound) {
-      client.probed = sink.probeRound
-      if (Number(room) === client.room) sink.probeGot[client.room]++
-    }
+    countProbe(sink, client, text)
     return
   }
   const now = nowMicros()
@@ -404,87 +251,6 @@ function onPayload (sink, client, text) {
   const latencyMs = (now - (Number(stamp) - sink.offsets[Number(origin)])) / 1000
   if (Number(origin) === client.node) sink.local.push(latencyMs)
   else sink.remote.push(latencyMs)
-}
-
-/** Opens the clients of one node, 50 upgrades at a time; resolves with the sockets and the failures. */
-async function openClients (WebSocket, system, node, rooms, count, sink) {
-  const sockets = []
-  let failed = 0
-  const socketIo = system.startsWith('socketio')
-  for (let i = 0; i < count; i += 50) {
-    const batch = []
-    for (let j = i; j < Math.min(count, i + 50); j++) {
-      const room = rooms[j % rooms.length]
-      const client = { node: node.index, room, probed: -1, open: false }
-      const url = socketIo
-        ? `ws://127.0.0.1:${node.port}/socket.io/?EIO=4&transport=websocket&room=${roomName(room)}`
-        : `ws://127.0.0.1:${node.port}/ws?room=${roomName(room)}`
-      const socket = new WebSocket(url, { perMessageDeflate: false })
-      batch.push(new Promise((resolve) => {
-        const timer = setTimeout(() => done(false), 20_000)
-        let settled = false
-        function done (ok) {
-          if (settled) return
-          settled = true
-          client.open = ok
-          clearTimeout(timer)
-          if (!ok) socket.terminate()
-          resolve(ok ? { socket, client } : undefined)
-        }
-        socket.on('error', () => done(false))
-        socket.on('close', () => {
-          if (client.open && !sink.closing) sink.disconnected++
-          done(false)
-        })
-        if (!socketIo) {
-          socket.on('open', () => done(true))
-          socket.on('message', (data) => onPayload(sink, client, data.toString()))
-          return
-        }
-        // engine.io/socket.io by hand: "0{...}" open -> "40" connect; "40{...}" connected;
-        // "2" ping -> "3" pong; `42["m","<payload>"]` an event (the payloads need no JSON escapes).
-        socket.on('message', (data) => {
-          const text = data.toString()
-          if (text.startsWith('42')) onPayload(sink, client, text.slice(8, -2))
-          else if (text.startsWith('40')) done(true)
-          else if (text.charCodeAt(0) === 48) socket.send('40')
-          else if (text === '2') socket.send('3')
-        })
-      }))
-    }
-    for (const opened of await Promise.all(batch)) {
-      if (opened === undefined) failed++
-      else sockets.push(opened)
-    }
-  }
-  return { sockets, failed }
-}
-
-/** Rooms of every node: room i lives on node i % N. */
-function roomsByNode (nodes, rooms) {
-  const owned = Array.from({ length: nodes }, () => [])
-  for (let i = 0; i < rooms; i++) owned[i % nodes].push(i)
-  return owned
-}
-
-/**
- * Sends probes to every room from another node until every member of every room has one (at
- * most 10 rounds): cross-node subscriptions are then in place. Returns the rooms still not reached.
- */
-async function probeRooms (nodes, members, sink) {
-  let pending = members.map((size, room) => size > 0 ? room : -1).filter((room) => room >= 0)
-  for (let round = 1; round <= 10 && pending.length > 0; round++) {
-    sink.probeRound = round
-    sink.probeGot = new Array(members.length).fill(0)
-    const from = nodes.map(() => [])
-    for (const room of pending) from[(room % nodes.length + 1) % nodes.length].push(room)
-    await Promise.all(nodes.map((node, i) => node.call('probe', { rooms: from[i], round })))
-    const check = pending
-    await until(() => check.every((room) => sink.probeGot[room] >= members[room]), 2000, 20)
-    pending = check.filter((room) => sink.probeGot[room] < members[room])
-  }
-  sink.probeRound = 0
-  return pending
 }
 
 /** Channels (and shard channels) of a prefix, and the patterns of the whole server. */
@@ -512,19 +278,6 @@ async function runPhase (nodes, owned, members, sink, { rate, ms, phase, seedBas
   return { results, sentPerRoom, expected, expectedPerNode, drained }
 }
 
-/** Idle and total CPU time of the machine, all cores. */
-function machineTimes () {
-  let idle = 0
-  let total = 0
-  for (const { times } of os.cpus()) {
-    idle += times.idle
-    total += times.user + times.nice + times.sys + times.idle + times.irq
-  }
-  return { idle, total }
-}
-
-const cpuUsOf = (after, before) => (after.cpu.user - before.cpu.user) + (after.cpu.system - before.cpu.system)
-
 /** Clients of Redis that are not this run's (another program's work would be in Redis's CPU). */
 async function foreignRedisClients (redis, ours) {
   const list = await redis.call('CLIENT', 'LIST')
@@ -535,8 +288,6 @@ async function foreignRedisClients (redis, ours) {
   }
   return foreign
 }
-
-const delta = (after, before) => Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - (before[key] ?? 0)]))
 
 async function runSystem (system, ctx) {
   const { config, WebSocket, redis } = ctx
@@ -552,31 +303,24 @@ async function runSystem (system, ctx) {
   const loadAverage = os.loadavg()[0]
   try {
     for (let i = 0; i < N; i++) {
-      nodes.push(await startNode({ system, index: i, rooms: R, prefix, dist, redisUrl: REDIS_URL }))
+      nodes.push(await startChild(thisFile, 'node', { system, index: i, rooms: R, prefix, dist, redisUrl: REDIS_URL }, `${system} node ${i}`))
     }
-    const clocks = []
-    for (const node of nodes) clocks.push(await clockOffset(node))
+    const clocks = await clockOffsets(nodes.map((node) => node.call))
     sink.offsets = clocks.map((clock) => clock.offsetUs)
 
-    const members = new Array(R).fill(0)
-    let failed = 0
-    for (const node of nodes) {
-      const opened = await openClients(WebSocket, system, node, owned[node.index], C, sink)
-      failed += opened.failed
-      for (const { socket, client } of opened.sockets) {
-        sockets.push(socket)
-        members[client.room]++
-      }
-    }
-    if (failed > 0) console.warn(`  ! ${system}: ${failed} of ${N * C} clients failed to open`)
-    const perNodeClients = owned.map((rooms) => rooms.reduce((sum, room) => sum + members[room], 0))
-    const registered = await until(async () => {
-      const counts = await Promise.all(nodes.map((node) => node.call('count', { rooms: owned[node.index] })))
-      return counts.every((count, i) => count.clients === perNodeClients[i] && count.members === perNodeClients[i])
-    }, 30_000, 100)
-    if (!registered) console.warn(`  ! ${system}: not every client was registered in its room within 30 s`)
-    const unreached = await probeRooms(nodes, members, sink)
-    if (unreached.length > 0) console.warn(`  ! ${system}: ${unreached.length} room(s) never got a cross-node probe: ${unreached.slice(0, 10).map(roomName).join(', ')}`)
+    const { members, failed, perNodeClients, unreached } = await connectRoomClients({
+      WebSocket,
+      nodes,
+      owned,
+      rooms: R,
+      perNode: C,
+      socketIo: system.startsWith('socketio'),
+      sink,
+      // a hub frame's data, or socket.io's string argument: text either way
+      onPayload: (client, payload) => onPayload(sink, client, String(payload)),
+      sockets,
+      warn: (problem) => console.warn(`  ! ${system}: ${problem}`)
+    })
     await sleep(500)
     const setupSeconds = (performance.now() - t0) / 1000
     const channels = await channelsOf(redis, prefix)
@@ -588,7 +332,7 @@ async function runSystem (system, ctx) {
     const dryBefore = await Promise.all(nodes.map((node) => node.call('snapshot')))
     const dry = await Promise.all(nodes.map((node, i) => node.call('run', { rate: config.rate / N, ms: config.dryMs, phase: 2, seed: 2000 + i, dry: true })))
     const dryAfter = await Promise.all(nodes.map((node) => node.call('snapshot')))
-    const dryCpuUs = nodes.reduce((sum, _, k) => sum + cpuUsOf(dryAfter[k], dryBefore[k]), 0)
+    const dryCpuUs = nodes.reduce((sum, _, k) => sum + cpuUsOf(dryAfter[k].cpu, dryBefore[k].cpu), 0)
     const pacingUsPerBroadcast = dryCpuUs / dry.reduce((sum, result) => sum + result.sent, 0)
     const ours = new Set([redis.stream?.localPort, ...dryAfter.flatMap((snapshot) => snapshot.redisPorts)])
 
@@ -610,7 +354,7 @@ async function runSystem (system, ctx) {
     const broadcasts = phase.results.reduce((sum, result) => sum + result.sent, 0)
     const sendSeconds = Math.max(...phase.results.map((result) => result.ms)) / 1000
     const perNode = nodes.map((node, k) => {
-      const cpuUs = cpuUsOf(nodesAfter[k], nodesBefore[k])
+      const cpuUs = cpuUsOf(nodesAfter[k].cpu, nodesBefore[k].cpu)
       // broadcasts of the other nodes to this node's rooms: what its subscription has to bring
       const forItsRooms = phase.results.reduce((sum, result, j) => j === k ? sum : sum + owned[k].reduce((s, room) => s + result.perRoom[room], 0), 0)
       return {
@@ -630,7 +374,7 @@ async function runSystem (system, ctx) {
     })
     const redisDelta = delta(redisAfter, redisBefore)
     const nodeCpuUs = perNode.reduce((sum, node) => sum + node.cpuMs * 1000, 0)
-    const all = summary([...sink.local, ...sink.remote])
+    const all = latencySummary([...sink.local, ...sink.remote])
     return {
       system,
       label: ctx.labels[system],
@@ -646,7 +390,7 @@ async function runSystem (system, ctx) {
       clocks,
       channels,
       deliveries: { expected: phase.expected, received, lost: Math.max(0, phase.expected - received), extra: Math.max(0, received - phase.expected), misrouted: sink.misrouted, drained: phase.drained },
-      latencyMs: { all, local: summary(sink.local), crossNode: summary(sink.remote) },
+      latencyMs: { all, local: latencySummary(sink.local), crossNode: latencySummary(sink.remote) },
       nodeCpuUsPerBroadcast: nodeCpuUs / broadcasts,
       pacingCpuUsPerBroadcast: pacingUsPerBroadcast,
       nodeCpuUsPerBroadcastNet: nodeCpuUs / broadcasts - pacingUsPerBroadcast,
@@ -656,7 +400,7 @@ async function runSystem (system, ctx) {
       redisPublishes: { publish: redisDelta.publish, spublish: redisDelta.spublish },
       redisConnectedClients: redisAfter.connectedClients,
       // how busy the machine was over the measured window (latency tails are queueing when it is full)
-      machineBusyPercent: 100 * (1 - (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total)),
+      machineBusyPercent: machineBusyPercent(machineAfter, machineBefore),
       clientProcessCpuPercent: 100 * (driverCpu.user + driverCpu.system) / 1000 / wallMs,
       redisCpuPercent: 100 * redisDelta.cpuUs / 1000 / wallMs,
       redisForeignClients: foreignClients,
@@ -667,7 +411,7 @@ async function runSystem (system, ctx) {
   } finally {
     sink.closing = true
     for (const socket of sockets) socket.terminate()
-    await Promise.all(nodes.map(stopNode))
+    await Promise.all(nodes.map(stopChild))
   }
 }
 
@@ -737,15 +481,6 @@ function printComparison (results) {
   for (const [label, pick] of rows) console.log(`| ${label} | ${results.map(pick).join(' | ')} |`)
 }
 
-function machine () {
-  let commit = 'unknown'
-  try {
-    // this worktree's commit; a --baseline-dist build is identified by its path
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-  } catch {}
-  return { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.type()} ${os.release()}`, commit }
-}
-
 /** Why a system cannot run here, or undefined when it can. */
 async function unavailable (system, ctx) {
   if (system === 'hub' || system === 'baseline') {
@@ -809,12 +544,8 @@ async function main () {
     console.error('rooms bench: needs the ws and ioredis packages (npm ci)')
     process.exit(1)
   }
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-  redis.on('error', () => {})
-  try {
-    await redis.connect()
-    await redis.ping()
-  } catch {
+  const redis = await reachableRedis(Redis, REDIS_URL)
+  if (redis === undefined) {
     console.error(`rooms bench: no Redis at ${REDIS_URL} (set REDIS_URL)`)
     process.exit(1)
   }
@@ -836,7 +567,8 @@ async function main () {
     }
   }
 
-  const info = machine()
+  // this worktree's commit; a --baseline-dist build is identified by its path
+  const info = machineInfo(here)
   const membersPerRoom = config.nodes * config.clients / config.rooms
   console.log(`rooms bench${quick ? ' (quick)' : ''}: ${info.nproc} x ${info.cpu}, Node ${info.node}, commit ${info.commit}, Redis ${redisVersion} at ${REDIS_URL}`)
   console.log(`${config.nodes} nodes x ${config.clients} clients, ${config.rooms} rooms (room i on node i % ${config.nodes}, about ${fixed(membersPerRoom, 1)} members each); ` +

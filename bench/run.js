@@ -12,7 +12,10 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { killChildren, killChildrenOnExit, trackChild } from './children.js'
 import { caller } from './ipc.js'
+import { cpuUsOf } from './measure.js'
+import { sleep } from './wait.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -55,18 +58,7 @@ const ROOMS = 100
 const HUB_MARK = 256 * 1024
 const STALL_IMPLS = ['ws-loop', 'ws-cork', 'hub']
 
-const children = new Set()
-function killAll () {
-  for (const child of children) child.kill('SIGKILL')
-  children.clear()
-}
-process.on('exit', killAll)
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    killAll()
-    process.exit(130)
-  })
-}
+killChildrenOnExit()
 
 /** The open-files limit children get; 10k sockets per process need more than the usual 1024. */
 function fileLimit () {
@@ -84,11 +76,9 @@ async function start (script, scriptArgs, nodeArgs = []) {
   const node = [...nodeArgs, join(here, script), ...scriptArgs]
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc']
   const quote = (text) => `'${text.replaceAll("'", "'\\''")}'`
-  const child = raiseLimit
+  const child = trackChild(raiseLimit
     ? spawn('sh', ['-c', `ulimit -n 65535 2>/dev/null || ulimit -n $(ulimit -Hn); exec ${quote(process.execPath)} ${node.map(quote).join(' ')}`], { stdio })
-    : spawn(process.execPath, node, { stdio })
-  children.add(child)
-  child.on('exit', () => children.delete(child))
+    : spawn(process.execPath, node, { stdio }))
   await new Promise((resolve, reject) => {
     child.once('error', reject)
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
@@ -113,7 +103,6 @@ async function stop (proc) {
   clearTimeout(timer)
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 let stepStart = performance.now()
 /** With --verbose, prints how long each step took. */
 function step (label) {
@@ -163,10 +152,10 @@ async function throughput (server, fleet, clients, perTurn, mode, deliveries) {
   const after = await server.call('cpu')
   const fleetAfter = await fleet.call('cpu')
   const delivered = (await fleet.call('received')) - base
-  const cpu = (after.user - before.user) + (after.system - before.system)
+  const cpu = cpuUsOf(after, before)
   return {
     cpuUsPerMsg: cpu / delivered,
-    clientCpuUsPerMsg: ((fleetAfter.user - fleetBefore.user) + (fleetAfter.system - fleetBefore.system)) / delivered,
+    clientCpuUsPerMsg: cpuUsOf(fleetAfter, fleetBefore) / delivered,
     userShare: (after.user - before.user) / cpu,
     ratePerSec: delivered / ((after.wall - before.wall) / 1e6),
     delivered,
@@ -204,7 +193,7 @@ async function mainSession (impl, fleet) {
       const storm = await connect(fleet, server, clients - connected)
       const cpuAfter = await server.call('cpu')
       step(`connect ${clients}`)
-      const serverCpuUs = (cpuAfter.user - cpuBefore.user) + (cpuAfter.system - cpuBefore.system)
+      const serverCpuUs = cpuUsOf(cpuAfter, cpuBefore)
       at.storm = {
         from: connected,
         to: clients,
@@ -250,8 +239,8 @@ async function requestRounds (server, fleet, clients, impl, requests) {
   const after = await server.call('cpu')
   const fleetAfter = await fleet.call('cpu')
   return {
-    cpuUsPerMsg: ((after.user - before.user) + (after.system - before.system)) / replies,
-    clientCpuUsPerMsg: ((fleetAfter.user - fleetBefore.user) + (fleetAfter.system - fleetBefore.system)) / replies,
+    cpuUsPerMsg: cpuUsOf(after, before) / replies,
+    clientCpuUsPerMsg: cpuUsOf(fleetAfter, fleetBefore) / replies,
     ratePerSec: replies / ((after.wall - before.wall) / 1e6),
     replies,
     complete: !timedOut
@@ -341,15 +330,13 @@ async function twoNode () {
   const script = join(here, 'two-node.js')
   if (!existsSync(script)) return { skipped: 'bench/two-node.js does not exist' }
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, '--quick'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    children.add(child)
+    const child = trackChild(spawn(process.execPath, [script, '--quick'], { stdio: ['ignore', 'pipe', 'pipe'] }))
     let output = ''
     child.stdout.on('data', (data) => { output += data })
     child.stderr.on('data', (data) => { output += data })
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
     child.on('exit', (code, signal) => {
       clearTimeout(timer)
-      children.delete(child)
       resolve({ exitCode: code, signal, output: output.trim() })
     })
   })
@@ -544,6 +531,6 @@ async function main () {
 
 main().catch((error) => {
   console.error(error)
-  killAll()
+  killChildren()
   process.exitCode = 1
 })

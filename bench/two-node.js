@@ -15,6 +15,8 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
+import { reachableRedis } from './redis-admin.js'
+import { until } from './wait.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -99,15 +101,6 @@ function percentile (sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
 }
 
-async function until (condition, timeoutMs) {
-  const deadline = performance.now() + timeoutMs
-  while (!condition()) {
-    if (performance.now() > deadline) return false
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  return true
-}
-
 /**
  * One scenario: `groups` of receivers (one sink each) and a publisher on the first node.
  * Latency: messages paced at `rate`/s for `seconds`. Throughput: `burst` messages sent at once.
@@ -176,17 +169,12 @@ async function main () {
   const rate = Math.max(5, Math.min(200, Math.round(20_000 / clients)))
   const plan = quick ? { rate, seconds: 1, burst: 200 } : { rate, seconds: 3, burst: 1000 }
   const { Redis } = await import('ioredis')
-  const probe = new Redis(REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-  probe.on('error', () => {})
-  try {
-    await probe.connect()
-    await probe.ping()
-  } catch {
+  const probe = await reachableRedis(Redis, REDIS_URL)
+  if (probe === undefined) {
     console.error(`two-node bench: no Redis at ${REDIS_URL} (set REDIS_URL)`)
     process.exit(1)
-  } finally {
-    probe.disconnect()
   }
+  probe.disconnect()
 
   console.log(`two-node bench: ${clients} clients, latency at ${plan.rate} msg/s for ${plan.seconds} s, throughput on a burst of ${plan.burst}`)
 
