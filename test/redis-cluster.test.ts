@@ -101,12 +101,15 @@ test('a master killed and its slots failed over to its replica: delivery resumes
   const safeMember = await join(b, [safeRoom])
   await eventually(async () => await a.app.hub.clusterCount().catch(() => -1) === 2, 5000, 'the count of both nodes')
 
-  await cluster.kill(doomed)
-  const killedAt = Date.now()
-  // Broadcasts to the room all along: those sent while its shard is down are dropped (counted), never late.
+  // Broadcasts to the room all along: those sent while its shard is down are dropped (counted),
+  // never late. The receiver must have seen some before the kill: a gap is seen against the last
+  // number received, and the new master may accept beats before b has subscribed there.
   let sent = 0
   const sender = setInterval(() => { a.app.hub.broadcast(`beat ${sent++}`, { room }) }, 20)
   t.after(() => clearInterval(sender))
+  await eventually(() => member.data().length >= 5, 10_000, 'beats before the kill')
+  await cluster.kill(doomed)
+  const killedAt = Date.now()
   const promoted = await cluster.waitForFailover(doomed, 30_000)
   const failedOverAt = Date.now()
   const seenBefore = member.data().length
