@@ -1,4 +1,5 @@
 import type { HubNode } from '../adapter.ts'
+import { ignore } from './link.ts'
 import { leaseKey, membersKey } from './names.ts'
 import type { CommandWatch } from './stall.ts'
 import type { AnyRedis } from './transport.ts'
@@ -131,6 +132,6 @@ export async function sumLeases (redis: AnyRedis, nodeId: string, prefix: string
     else if (dropDead) dead.push(ids[index] as string)
   })
   // Gone for good: node ids are never reused. A node whose lease lapsed in a stall adds itself back at its next write.
-  if (dead.length > 0) redis.srem(members, ...dead).catch(() => {})
+  if (dead.length > 0) redis.srem(members, ...dead).catch(ignore)
   return total
 }

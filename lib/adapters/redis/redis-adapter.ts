@@ -216,12 +216,13 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
     },
 
     publish (envelope: HubEnvelope): boolean {
+      const rooms = envelope.kind === 'broadcast' ? envelope.rooms : undefined
+      // One envelope per room's channel; dropped ones count the same way.
+      const copies = rooms?.length ?? 1
       if (outbox === undefined || !available()) {
-        stats.dropped += envelope.kind === 'broadcast' ? Math.max(1, envelope.rooms?.length ?? 1) : 1
+        stats.dropped += Math.max(1, copies)
         return false
       }
-      const rooms = envelope.kind === 'broadcast' ? envelope.rooms : undefined
-      const copies = rooms?.length ?? 1
       if (copies === 0) return false
       const message = encodeEnvelope((node as HubNode).nodeId, plainHeader, envelope)
       // Redis slower than this node's publishes: the backlog, not the process, takes the loss.
