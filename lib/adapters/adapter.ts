@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { RecoveryStore } from '../recovery/store.ts'
 
 /** A broadcast that travels between nodes: the payload is already encoded, framing is per node. */
 export interface BroadcastEnvelope {
@@ -50,6 +51,12 @@ export interface HubNode {
   readonly membershipVersion: number
   /** The Fastify logger, for the adapter's own warnings. */
   readonly log: FastifyBaseLogger
+  /**
+   * Another node wants to resume the session of this client: let it go if its socket is dead (a
+   * ping left unanswered, as on a half-open connection); keep it if it answers. Does nothing for a
+   * client this node does not hold.
+   */
+  release (clientId: string): void
 }
 
 /** What a node can ask to receive from the others: a room's broadcasts, or the messages `sendTo` one of its clients. */
@@ -85,6 +92,8 @@ export interface HubAdapter {
   watch? (kind: Interest, name: string): Promise<void> | undefined
   /** The room lost its last local member, or the client left: the adapter may stop carrying its traffic here. */
   unwatch? (kind: Interest, name: string): void
+  /** History and sessions, for hubs with the `recovery` option; adapters without it cannot recover sessions. */
+  readonly recovery?: RecoveryStore
   /** Counters of the adapter's own (published, dropped, malformed...), merged into `hub.stats()`. */
   stats? (): Readonly<Record<string, number>>
   /** Leaves the cluster and frees every resource; called once when the Fastify instance closes. */
