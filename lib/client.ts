@@ -8,6 +8,8 @@ import type { RouteHandlers } from './read-loop.ts'
 import { CloseCode } from './constants.ts'
 import { encodeMessage, type OutgoingMessage } from './message.ts'
 import { encodeEvent, type EventType, type HubEvents } from './typed/index.ts'
+import type { ClientSession } from './recovery/session.ts'
+import { roomStream } from './recovery/store.ts'
 
 /** Where a client is in its life: `open` until a close starts, `closing` until the socket ends. */
 export type ClientState = 'open' | 'closing' | 'closed'
@@ -43,9 +45,11 @@ export class Client<
   TRequest extends FastifyRequest = PlainUpgradeRequest,
   TEvents extends object = HubEvents
 > {
-  /** Unique id (a random UUID), unique across every node of a cluster. */
-  // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
-  readonly id: string = Buffer.from(randomUUID(), 'latin1').toString('latin1')
+  /**
+   * Unique id (a random UUID), unique across every node of a cluster. A client that resumed its
+   * session (`recovered`) has the id of the connection it resumed.
+   */
+  readonly id: string
   /** The hub this client belongs to; its `broadcastEvent` takes the events of this client's route. */
   readonly hub: Hub<TEvents>
   /** The custom params `onUpgrade` returned, typed from the route's `params` schema. */
@@ -102,10 +106,18 @@ export class Client<
   _invalidMessages = 0
   /** @internal remote address, kept to release its per-IP slot ('' when addresses are not counted) */
   _ip: string
+  /** @internal its session, on a typed route of a hub with `recovery` */
+  _session: ClientSession | undefined
+  /** @internal last time a message or a pong arrived (not a handler's end): what proves the socket alive */
+  _heardAt: number
+  /** @internal another node asked for its session: a ping is out to see whether the socket is alive */
+  _probing = false
   #log: FastifyBaseLogger | undefined
 
   /** @internal clients are created by the hub when an upgrade succeeds */
-  constructor (core: HubCore, hub: Hub<TEvents>, socket: WebSocket, request: TRequest, params: TParams, handlers: RouteHandlers, ip: string) {
+  constructor (core: HubCore, hub: Hub<TEvents>, socket: WebSocket, request: TRequest, params: TParams, handlers: RouteHandlers, ip: string, id?: string) {
+    // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
+    this.id = id ?? Buffer.from(randomUUID(), 'latin1').toString('latin1')
     this._core = core
     this.hub = hub
     this.socket = socket
@@ -114,6 +126,7 @@ export class Client<
     this._handlers = handlers
     this._ip = ip
     this._lastSeen = Date.now()
+    this._heardAt = this._lastSeen
   }
 
   /** This client as the hub stores it: the hub does not care about the params' type. */
@@ -125,6 +138,15 @@ export class Client<
   get log (): FastifyBaseLogger {
     this.#log ??= this.request.log.child({ clientId: this.id })
     return this.#log
+  }
+
+  /**
+   * Whether this connection resumed a session with everything it missed (same id, rooms, and the
+   * events sent meanwhile): only on typed routes of a hub with `recovery`. False for a new
+   * session, including one given because the old could not be recovered: resync the client then.
+   */
+  get recovered (): boolean {
+    return this._session?.recovered ?? false
   }
 
   /** `open`, `closing` or `closed`. */
@@ -163,6 +185,8 @@ export class Client<
   sendEvent<K extends EventType<TEvents>> (type: K, data: TEvents[K]): boolean {
     const message = encodeEvent(this._core, type, data)
     if (this._state !== 'open') return false
+    // With a session, the event is kept in its history, and comes back with its position.
+    if (this._session !== undefined && this._core.store?.record({ kind: 'send', to: this.id, payload: message.payload, binary: false }) === true) return true
     return this._core.writeMessage(this.#untyped, message)
   }
 
@@ -174,11 +198,21 @@ export class Client<
    */
   join (room: string): Promise<void> {
     if (this._state !== 'open') return NOT_JOINED
-    return this._core.join(this.#untyped, room)
+    const joined = this._core.join(this.#untyped, room)
+    const store = this._core.store
+    if (this._session === undefined || store === undefined) return joined
+    // The session keeps the room, from the room's position once this node receives it: a resume
+    // replays the room from there.
+    return joined.then(() => store.top(roomStream(room))).then((position) => {
+      if (this._session !== undefined && this._rooms?.has(room) === true) store.joinSession(this.id, room, position)
+    }).catch((error: unknown) => {
+      this.log.warn({ err: error, room }, 'fastify-ws-hub: the session does not keep this room (the history store did not answer)')
+    })
   }
 
   /** Leaves a room. */
   leave (room: string): void {
+    if (this._rooms?.has(room) === true && this._session !== undefined) this._core.store?.leaveSession(this.id, room)
     this._core.leave(this.#untyped, room)
   }
 

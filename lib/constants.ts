@@ -17,5 +17,6 @@ export const CloseCode = Object.freeze({
   invalidPayload: 1007,
   policyViolation: 1008,
   messageTooBig: 1009,
-  internalError: 1011
+  internalError: 1011,
+  tryAgainLater: 1013
 })

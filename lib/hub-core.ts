@@ -13,6 +13,9 @@ import { frameData, type Frame } from './frame.ts'
 import type { EncodedMessage } from './message.ts'
 import type { ResolvedHubOptions } from './options.ts'
 import { createCounters, type HubStats } from './stats.ts'
+import { RELEASE_PROBE } from './recovery/session.ts'
+import type { RecordedEnvelope, RecoveryStore } from './recovery/store.ts'
+import { withPosition } from './recovery/wire.ts'
 
 const OPEN = 1
 const RESOLVED = Promise.resolve()
@@ -63,6 +66,9 @@ export class HubCore implements HubNode {
   readonly typedRoutes: TypedRouteDescription[] = []
   /** The app's root view of the hub: what `client.hub` is. Set by the plugin. */
   hub: Hub | undefined
+  /** History and sessions, when the `recovery` option is on. */
+  readonly store: RecoveryStore | undefined
+  #sessionKeeper: NodeJS.Timeout | undefined
   #broadcastMark = 0
   /** Most unsent bytes a client may hold: `maxBufferedBytes + maxBurstBytes`. */
   readonly #ceiling: number
@@ -75,6 +81,61 @@ export class HubCore implements HubNode {
     this.log = log
     this.adapter = options.adapter ?? memoryAdapter()
     this.#ceiling = options.maxBufferedBytes + options.maxBurstBytes
+    this.store = options.recovery === false ? undefined : this.adapter.recovery
+    this.store?.configure(options.recovery as Exclude<ResolvedHubOptions['recovery'], false>)
+  }
+
+  holds (clientId: string): boolean {
+    return this.clients.has(clientId)
+  }
+
+  /**
+   * Another connection presents this client's session. Its socket may be half-open (the network
+   * dropped, no close reached us): a ping it does not answer within `RELEASE_PROBE` ms proves it
+   * dead, and it is terminated so that the session can move. A socket that answers keeps it.
+   */
+  release (clientId: string): void {
+    const client = this.clients.get(clientId)
+    if (client === undefined || client._probing) return
+    client._probing = true
+    const askedAt = Date.now()
+    try {
+      client.socket.ping()
+    } catch {}
+    setTimeout(() => {
+      client._probing = false
+      if (client._heardAt < askedAt) client._terminate()
+    }, RELEASE_PROBE).unref()
+  }
+
+  /** Keeps the sessions of open clients, and the history of their rooms, alive in the store. */
+  keepSessions (): void {
+    const store = this.store
+    const limits = this.options.recovery
+    if (store === undefined || limits === false) return
+    this.#sessionKeeper = setInterval(() => {
+      const ids: string[] = []
+      for (const client of this.clients.values()) {
+        if (client._session !== undefined) ids.push(client.id)
+      }
+      if (ids.length > 0 || this.rooms.size > 0) store.touchSessions(ids, [...this.rooms.keys()])
+    }, Math.max(1000, Math.floor(limits.maxDisconnection / 4))).unref()
+  }
+
+  stopKeepingSessions (): void {
+    clearInterval(this.#sessionKeeper)
+  }
+
+  /**
+   * Writes a recorded message (with its position) to a client with a session. A message that
+   * cannot be written would leave a hole in the client's stream, which its position would skip:
+   * the client is closed instead (1013), so that it resumes and gets it from the history.
+   * @returns false when it was not written
+   */
+  writeRecorded (client: Client, message: EncodedMessage, frame?: Frame): boolean {
+    if (this.writeMessage(client, message, frame)) return true
+    if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'fell behind: resume to catch up')
+    return false
   }
 
   onlineCount (): number {
@@ -106,6 +167,8 @@ export class HubCore implements HubNode {
     if (!this.clients.delete(client.id)) return
     this.membershipVersion++
     this.adapter.unwatch?.('client', client.id)
+    // The session outlives the connection by maxDisconnection (unless another connection took it over).
+    if (client._session !== undefined) this.store?.endSession(client.id, client._session.tokenDigest)
     if (client._rooms !== undefined) {
       for (const room of client._rooms) this.#leaveRoom(client, room)
       client._rooms.clear()
@@ -292,8 +355,12 @@ export class HubCore implements HubNode {
     return written
   }
 
-  /** Delivers an envelope that another node published. */
+  /** Delivers an envelope that another node published, or a recorded one (from any node, this one included). */
   deliver (envelope: HubEnvelope): void {
+    if ((envelope as Partial<RecordedEnvelope>).position !== undefined) {
+      this.#deliverRecorded(envelope as RecordedEnvelope)
+      return
+    }
     const message = { payload: envelope.payload, binary: envelope.binary }
     if (envelope.kind === 'broadcast') {
       if (envelope.via !== undefined && envelope.rooms !== undefined) this.#deliverCopy(message, envelope.rooms, envelope.via, envelope.except)
@@ -317,6 +384,65 @@ export class HubCore implements HubNode {
       if (client.id === except) continue
       if (earlier.length > 0 && earlier.some(room => client._rooms?.has(room) === true)) continue
       this.writeMessage(client, message, frame)
+    }
+  }
+
+  /**
+   * Delivers a recorded message: with its position to clients with a session (or into their
+   * pending list while their session is being set up), as it is to the others.
+   */
+  #deliverRecorded (envelope: RecordedEnvelope): void {
+    const plain = { payload: envelope.payload, binary: envelope.binary }
+    let plainFrame: Frame | undefined
+    let withPos: EncodedMessage | undefined
+    let withPosFrame: Frame | undefined
+    this.#eachTarget(envelope, (client) => {
+      const session = client._session
+      if (session === undefined) {
+        this.writeMessage(client, plain, plainFrame ??= frameData(plain.payload, plain.binary))
+      } else if (session.pending !== undefined) {
+        session.pending.push(envelope)
+      } else {
+        const { stream, epoch, offset } = envelope.position
+        withPos ??= { payload: withPosition(envelope.payload, stream, epoch, offset), binary: false }
+        this.writeRecorded(client, withPos, withPosFrame ??= frameData(withPos.payload, false))
+      }
+    })
+  }
+
+  /** Calls `write` for each local client an envelope is for (a multi-room copy: see `BroadcastEnvelope.via`). */
+  #eachTarget (envelope: HubEnvelope, write: (client: Client) => void): void {
+    if (envelope.kind === 'send') {
+      const client = this.clients.get(envelope.to)
+      if (client !== undefined) write(client)
+      return
+    }
+    const { rooms, except, via } = envelope
+    if (rooms === undefined) {
+      for (const client of this.clients.values()) {
+        if (client.id !== except) write(client)
+      }
+      return
+    }
+    if (via === undefined && rooms.length > 1) {
+      const mark = ++this.#broadcastMark
+      for (const name of rooms) {
+        for (const client of this.rooms.get(name) ?? []) {
+          if (client._broadcastMark === mark) continue
+          client._broadcastMark = mark
+          if (client.id !== except) write(client)
+        }
+      }
+      return
+    }
+    const room = via ?? rooms[0]
+    const members = room === undefined ? undefined : this.rooms.get(room)
+    if (members === undefined) return
+    const earlier = via === undefined ? [] : rooms.slice(0, rooms.indexOf(via))
+    for (const client of members) {
+      if (client.id === except) continue
+      if (earlier.length > 0 && earlier.some(name => client._rooms?.has(name) === true)) continue
+      write(client)
     }
   }
 

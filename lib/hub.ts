@@ -28,6 +28,16 @@ export interface BroadcastOptions {
   except?: { readonly id: string } | string
 }
 
+/** A broadcast's rooms and excepted client id, from its options. */
+function audienceOf (options: BroadcastOptions | undefined): { rooms: readonly string[] | undefined, exceptId: string | undefined } {
+  const room = options?.room
+  const except = options?.except
+  return {
+    rooms: room === undefined ? undefined : typeof room === 'string' ? [room] : room,
+    exceptId: except === undefined ? undefined : typeof except === 'string' ? except : except.id
+  }
+}
+
 /**
  * The hub, as `fastify.hub` and `client.hub`. Every encapsulation context sees its own view of
  * the one hub of the app: they share clients, rooms and counters, and `route()` registers the
@@ -124,14 +134,40 @@ export class Hub<TEvents extends object = HubEvents> {
    * @throws {InvalidEventError} when the data does not fit the event's schema (see `validateEvents`)
    */
   broadcastEvent<K extends EventType<TEvents>> (type: K, data: TEvents[K], options?: BroadcastOptions): number {
-    return this.#broadcastEncoded(encodeEvent(this.#core, type, data), options)
+    const message = encodeEvent(this.#core, type, data)
+    const core = this.#core
+    if (core.store === undefined) return this.#broadcastEncoded(message, options)
+    // With recovery the event is recorded first and delivered, here too, with its position in
+    // the history: at once on the memory adapter, after a round trip to Redis on the Redis one.
+    const { rooms, exceptId } = audienceOf(options)
+    const before = core.counters.messagesOut
+    if (core.store.record({ kind: 'broadcast', payload: message.payload, binary: false, rooms, except: exceptId })) {
+      return core.counters.messagesOut - before
+    }
+    // The store is unreachable: this node's clients still get it, without a position (nothing to replay).
+    return core.deliverLocal(message, rooms, exceptId)
+  }
+
+  /**
+   * Sends an event of the typed routes to one client, wherever in the cluster it is connected.
+   * With `recovery`, to a client with a session, it is kept in the client's history: a client
+   * away (reconnecting) gets it when it resumes.
+   * @returns true when it was written to a local client, or handed to the other nodes or the history
+   * @throws {UnknownEventError} when no typed route of the hub declares the type
+   * @throws {InvalidEventError} when the data does not fit the event's schema (see `validateEvents`)
+   */
+  sendEventTo<K extends EventType<TEvents>> (clientId: string, type: K, data: TEvents[K]): boolean {
+    const core = this.#core
+    const message = encodeEvent(core, type, data)
+    const client = core.clients.get(clientId)
+    if (client !== undefined && client._session === undefined) return core.writeMessage(client, message)
+    if (core.store?.record({ kind: 'send', to: clientId, payload: message.payload, binary: false }) === true) return true
+    if (client !== undefined) return core.writeMessage(client, message)
+    return core.adapter.publish({ kind: 'send', to: clientId, payload: message.payload, binary: false })
   }
 
   #broadcastEncoded (message: EncodedMessage, options: BroadcastOptions | undefined): number {
-    const room = options?.room
-    const rooms = room === undefined ? undefined : typeof room === 'string' ? [room] : room
-    const except = options?.except
-    const exceptId = except === undefined ? undefined : typeof except === 'string' ? except : except.id
+    const { rooms, exceptId } = audienceOf(options)
     const core = this.#core
     const written = core.deliverLocal(message, rooms, exceptId)
     core.adapter.publish({ kind: 'broadcast', payload: message.payload, binary: message.binary, rooms, except: exceptId })

@@ -5,6 +5,7 @@ import type { Client } from './client.ts'
 import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.ts'
 import { InvalidOptionError } from './errors.ts'
 import { rejectUnknownKeys } from './known-keys.ts'
+import type { RecoveryLimits } from './recovery/store.ts'
 
 /** What a handshake message may be: fixed text or bytes, or built per client. */
 export type HandshakeMessage = string | Buffer | ((client: Client) => string | Buffer)
@@ -93,8 +94,23 @@ export interface FastifyWsHubOptions {
    * message. Default false (the serialiser then writes only the schema's properties, coercing what it can).
    */
   validateEvents?: boolean
+  /**
+   * Session recovery for typed routes: a client that reconnects within `maxDisconnection`, to any
+   * node, gets back its id, its rooms and every event it missed meanwhile (README "Session
+   * recovery"). Needs an adapter with a history store (the memory and Redis adapters have one).
+   * `true` takes the defaults. Default false.
+   */
+  recovery?: RecoveryOptions | boolean
   /** Options for @fastify/websocket when this plugin registers it. */
   websocket?: WebsocketPluginOptions
+}
+
+/** Bounds of session recovery. */
+export interface RecoveryOptions {
+  /** Ms a session outlives its connection: a client that comes back later gets a fresh one. Default 120000. */
+  maxDisconnection?: number
+  /** Events kept per stream (all, each room, each client): a client that missed more gets a fresh session. Default 10000. */
+  maxMessages?: number
 }
 
 /** Options after defaults and checks: what the hub runs on. */
@@ -115,6 +131,7 @@ export interface ResolvedHubOptions {
   adapter: HubAdapter | undefined
   maxInvalidMessages: number
   validateEvents: boolean
+  recovery: RecoveryLimits | false
   websocket: WebsocketPluginOptions
 }
 
@@ -147,8 +164,10 @@ const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   adapter: true,
   maxInvalidMessages: true,
   validateEvents: true,
+  recovery: true,
   websocket: true
 }
+const RECOVERY_KEYS: Record<keyof RecoveryOptions, true> = { maxDisconnection: true, maxMessages: true }
 const HEARTBEAT_KEYS: Record<keyof HeartbeatOptions, true> = { interval: true, maxFailures: true, payload: true }
 const RATE_LIMIT_KEYS: Record<keyof RateLimitOptions, true> = { max: true, windowMs: true }
 
@@ -161,6 +180,7 @@ const FASTIFY_REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers']
 const KNOWN_OPTIONS = [...Object.keys(HUB_OPTION_KEYS), ...FASTIFY_REGISTER_KEYS]
 const KNOWN_HEARTBEAT_OPTIONS = Object.keys(HEARTBEAT_KEYS)
 const KNOWN_RATE_LIMIT_OPTIONS = Object.keys(RATE_LIMIT_KEYS)
+const KNOWN_RECOVERY_OPTIONS = Object.keys(RECOVERY_KEYS)
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value)
@@ -271,6 +291,22 @@ function resolveRateLimit (value: unknown): RateLimitOptions | false {
   }
 }
 
+function resolveRecovery (value: unknown, adapter: HubAdapter | undefined): RecoveryLimits | false {
+  if (value === undefined || value === false) return false
+  if (value !== true && !isPlainObject(value)) {
+    throw new InvalidOptionError('recovery', `expected { maxDisconnection, maxMessages }, true or false, got ${describe(value)}`)
+  }
+  const given = value === true ? {} : value
+  rejectUnknownKeys('recovery', given, KNOWN_RECOVERY_OPTIONS)
+  if (adapter !== undefined && adapter.recovery === undefined) {
+    throw new InvalidOptionError('recovery', 'the adapter keeps no history (it has no recovery store): use the memory or Redis adapter, or turn recovery off')
+  }
+  return {
+    maxDisconnection: wholeNumber('recovery.maxDisconnection', given.maxDisconnection, 120_000, 1),
+    maxMessages: wholeNumber('recovery.maxMessages', given.maxMessages, 10_000, 1)
+  }
+}
+
 function resolveAdapter (value: unknown): HubAdapter | undefined {
   if (value === undefined) return undefined
   const adapter = value as Partial<HubAdapter>
@@ -303,6 +339,7 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
       'a healthy idle client answers a ping only once per interval, so it would be closed as idle; ' +
       'make readTimeout several intervals long, or 0 to turn it off')
   }
+  const adapter = resolveAdapter(given.adapter)
   return {
     heartbeat,
     handshakeMessage: resolveHandshake(given.handshakeMessage),
@@ -317,9 +354,10 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     maxConnections: wholeNumber('maxConnections', given.maxConnections, Number.MAX_SAFE_INTEGER, 1),
     maxConnectionsPerIp: wholeNumber('maxConnectionsPerIp', given.maxConnectionsPerIp, Number.MAX_SAFE_INTEGER, 1),
     rateLimit: resolveRateLimit(given.rateLimit),
-    adapter: resolveAdapter(given.adapter),
+    adapter,
     maxInvalidMessages: wholeNumber('maxInvalidMessages', given.maxInvalidMessages, 10, 1),
     validateEvents: resolveFlag('validateEvents', given.validateEvents, false),
+    recovery: resolveRecovery(given.recovery, adapter),
     websocket: given.websocket ?? {}
   }
 }

@@ -128,8 +128,10 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
 
   await core.adapter.start(core)
   heartbeat.start()
+  core.keepSessions()
   fastify.addHook('onClose', async function closeHubAdapter () {
     heartbeat.stop()
+    core.stopKeepingSessions()
     // The server no longer accepts connections: the late-upgrade refuser has nothing left to do.
     fastify.server.removeListener('upgrade', refuseUpgradeWhileClosing)
     await core.adapter.close()

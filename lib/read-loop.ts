@@ -2,6 +2,7 @@ import type { RawData, WebSocket } from 'ws'
 import type { Client } from './client.ts'
 import { CloseCode } from './constants.ts'
 import { HandlerError } from './errors.ts'
+import type { SessionOpening } from './recovery/session.ts'
 
 /** The per-client hooks of a route, as the read loop calls them. */
 export interface RouteHandlers {
@@ -32,7 +33,7 @@ export function asError (value: unknown): Error {
  * routes `sendTo` by client (Redis), the handshake waits until messages sent to the client from
  * other nodes reach this node: a client that has its handshake can be reached from anywhere.
  */
-export function openClient (client: Client): void {
+export function openClient (client: Client, session?: SessionOpening): void {
   const socket = client.socket as HubSocket
   socket[kClient] = client
   socket.on('message', onSocketMessage)
@@ -41,7 +42,7 @@ export function openClient (client: Client): void {
   socket.on('error', onSocketError)
 
   const reachable = client._core.add(client)
-  if (reachable === undefined) {
+  if (reachable === undefined && session === undefined) {
     greet(client)
     return
   }
@@ -49,9 +50,19 @@ export function openClient (client: Client): void {
   // onClose (should it leave first) still comes after onOpen.
   runHandler(client, async () => {
     await reachable
+    if (session !== undefined) {
+      try {
+        await session.prepare(client)
+      } catch (error) {
+        handlerFailed(client, error)
+      }
+    }
     client._greeted = true
     // Gone meanwhile: no handshake, but onOpen still runs, so that onClose always follows an onOpen.
-    if (client._state === 'open') sendHandshake(client)
+    if (client._state === 'open') {
+      sendHandshake(client)
+      session?.greet(client)
+    }
     await client._handlers.onOpen?.(client)
   })
 }
@@ -168,6 +179,7 @@ function onSocketMessage (this: WebSocket, raw: RawData, isBinary: boolean): voi
   const bytes = toBuffer(raw)
   const now = Date.now()
   client._lastSeen = now
+  client._heardAt = now
   client._heartbeatFailures = 0
   client._awaitingPong = false
   core.counters.messagesIn++
@@ -204,6 +216,7 @@ function onSocketMessage (this: WebSocket, raw: RawData, isBinary: boolean): voi
 function onSocketPong (this: WebSocket): void {
   const client = (this as HubSocket)[kClient]
   client._lastSeen = Date.now()
+  client._heardAt = client._lastSeen
   client._heartbeatFailures = 0
   client._awaitingPong = false
 }

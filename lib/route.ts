@@ -11,6 +11,7 @@ import { rejectUnknownKeys } from './known-keys.ts'
 import type { Hub } from './hub.ts'
 import type { HubCore } from './hub-core.ts'
 import { openClient, type RouteHandlers } from './read-loop.ts'
+import { openWithSession } from './recovery/open.ts'
 import { compileTypedRoute, type MessageHandlers, type NoSchemas, type ReplySchemas, type RouteEvents, type SchemaMap } from './typed/index.ts'
 
 type StaticOf<T> = T extends TSchema ? Static<T> : unknown
@@ -236,18 +237,28 @@ export function registerHubRoute (
     upgradeParams.set(request, result)
   }
 
+  // Recovery covers typed routes: their events are JSON frames that can carry a position.
+  const store = typed === undefined ? undefined : core.store
+
   function hubConnection (socket: WebSocket, request: FastifyRequest): void {
     if (core.closing) {
       releaseAdmission(core, request)
       socket.close(CloseCode.goingAway, 'server shutdown')
       return
     }
-    const ip = settleAdmission(core, request)
     releaseUpgradeLeftovers(socket, instance.websocketServer)
     const clientParams = (upgradeParams.get(request) ?? {}) as Record<string, unknown>
-    const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, ip)
-    client._raw = directStreamOf(socket)
-    openClient(client)
+    const create = (id: string | undefined, ip: string): Client => {
+      const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, ip, id)
+      client._raw = directStreamOf(socket)
+      return client
+    }
+    if (store !== undefined) {
+      const admission = { settle: () => settleAdmission(core, request), release: () => releaseAdmission(core, request) }
+      openWithSession(core, store, socket, request.raw.url, clientParams, admission, create)
+      return
+    }
+    openClient(create(undefined, settleAdmission(core, request)))
   }
 
   instance.route({

@@ -57,6 +57,8 @@ export interface HubNode {
    * client this node does not hold.
    */
   release (clientId: string): void
+  /** Whether this node holds the client now (an open socket, resumable or not). */
+  holds (clientId: string): boolean
 }
 
 /** What a node can ask to receive from the others: a room's broadcasts, or the messages `sendTo` one of its clients. */

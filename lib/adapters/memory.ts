@@ -1,4 +1,5 @@
 import type { HubAdapter, HubEnvelope, HubNode } from './adapter.ts'
+import { MemoryRecoveryHistory } from '../recovery/memory-store.ts'
 
 /**
  * A set of hubs in one process that behave as one cluster. The default adapter gets a bus of its
@@ -8,6 +9,8 @@ import type { HubAdapter, HubEnvelope, HubNode } from './adapter.ts'
 export class MemoryBus {
   /** @internal */
   readonly nodes = new Set<HubNode>()
+  /** @internal history and sessions of the bus's hubs, for the `recovery` option */
+  readonly history = new MemoryRecoveryHistory(this.nodes)
 }
 
 /** Options of `memoryAdapter`. */
@@ -26,6 +29,7 @@ export function memoryAdapter (options: MemoryAdapterOptions = {}): HubAdapter {
   let published = 0
 
   return {
+    recovery: bus.history.forNode(() => self),
     start (node: HubNode): void {
       self = node
       bus.nodes.add(node)

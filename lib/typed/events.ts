@@ -40,7 +40,8 @@ export class EventRegistry {
       const option = `events.${type}`
       if (type === 'error') throw new InvalidRouteError(option, '"error" is the type of error frames; give the event another name')
       // The client's on('status') and on('message') are its own lifecycle: an event so named could not be listened to
-      if (type === 'status' || type === 'message') throw new InvalidRouteError(option, `"${type}" is a lifecycle name of the client's on(); give the event another name`)
+      if (type.startsWith('$')) throw new InvalidRouteError(option, 'types starting with "$" are the hub\'s own frames ($session); give the event another name')
+      if (type === 'status' || type === 'message' || type === 'session') throw new InvalidRouteError(option, `"${type}" is a lifecycle name of the client's on(); give the event another name`)
       const serialise = compileSerialiser(type, option, schema, this.#validate)
       const json = JSON.stringify(schema)
       const known = this.#events.get(type)

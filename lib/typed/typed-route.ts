@@ -70,6 +70,7 @@ export function compileTypedRoute (core: HubCore, options: TypedRouteOptions): C
   for (const [type, schema] of Object.entries(declared)) {
     const option = `messages.${type}`
     if (type === 'error') throw new InvalidRouteError(option, '"error" is the type of error frames; give the message another name')
+    if (type.startsWith('$')) throw new InvalidRouteError(option, 'types starting with "$" are the hub\'s own frames ($resume); give the message another name')
     const handler = handlers[type]
     if (handler === undefined) throw new InvalidRouteError(option, `has no handler: add handlers.${type}`)
     const replySchema = replies[type]
