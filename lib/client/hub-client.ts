@@ -3,8 +3,8 @@ import { HubClientError } from './errors.ts'
 import { resolveOptions, type ResolvedOptions } from './options.ts'
 import { Requests } from './requests.ts'
 import { SendBuffer, type Queued } from './send-buffer.ts'
-import type { ClientOptions, ClientSocket, ClientStatus, HubClient, RawData, RequestOptions, Unsubscribe } from './types.ts'
-import { encodeMessage, readFrame } from './wire.ts'
+import type { ClientOptions, ClientSession, ClientSocket, ClientStatus, HubClient, RawData, RequestOptions, Unsubscribe } from './types.ts'
+import { encodeMessage, readFrame, readPosition, resumeUrl, type Position } from './wire.ts'
 
 /** `WebSocket.OPEN`, which a socket constructor from `ws` has only on the class. */
 const OPEN = 1
@@ -23,6 +23,12 @@ type Listener = (value: never) => void
 /** The client behind `createClient`, typed loosely inside; `HubClient<Route>` types it outside. */
 class Connection {
   status: ClientStatus = 'connecting'
+  /** The last `$session` told: undefined before the first one and once closed. */
+  session: ClientSession | undefined
+  /** The token of the session to resume on the next connection; undefined when there is none. */
+  #token: string | undefined
+  /** The last position seen in each stream, for `$resume`. */
+  readonly #positions = new Map<string, Position>()
   readonly #url: string
   readonly #options: ResolvedOptions
   readonly #listeners = new Map<string, Set<Listener>>()
@@ -88,9 +94,14 @@ class Connection {
 
   #connect (): void {
     this.#timer = undefined
+    // A session told on an earlier connection is resumed: the URL says so, and the first frame
+    // (before anything buffered, which waits for the handshake) carries the token and positions
+    const resume = this.#token === undefined
+      ? undefined
+      : encodeMessage('$resume', { id: this.session?.id, token: this.#token, positions: Object.fromEntries(this.#positions) })
     let socket: ClientSocket
     try {
-      socket = new this.#options.WebSocket(this.#url)
+      socket = new this.#options.WebSocket(resume === undefined ? this.#url : resumeUrl(this.#url))
     } catch {
       // An unusable URL or a refused constructor is a failed connect like any other
       this.#disconnected(1006)
@@ -112,6 +123,7 @@ class Connection {
     }
     socket.onopen = () => {
       connected = true
+      if (resume !== undefined) socket.send(resume)
       if (this.#options.handshake === undefined) this.#opened()
     }
     socket.onmessage = ({ data }) => {
@@ -138,6 +150,10 @@ class Connection {
     const frame = readFrame(data)
     if (frame === undefined) return this.#emit('message', data)
     const { type, id, error } = frame
+    if (type === '$session') return this.#newSession(frame.data)
+    // The position is kept before any listener runs, so that a listener sees it up to date
+    const position = readPosition(frame.pos)
+    if (position !== undefined) this.#positions.set(...position)
     if (type === 'error') {
       const failure = new HubClientError(String(error?.code), String(error?.message))
       if (typeof id !== 'number' || !this.#requests.fail(id, failure)) this.#emit('error', failure)
@@ -146,6 +162,16 @@ class Connection {
     if (typeof id === 'number' && this.#requests.resolve(id, frame.data)) return
     if (this.#listeners.get(type)?.size) return this.#emit(type, frame.data)
     this.#emit('message', data)
+  }
+
+  /** A `$session` frame: the session to resume next time; a fresh one drops the old positions. */
+  #newSession (data: unknown): void {
+    const { id, token, recovered } = (data ?? {}) as { id?: unknown, token?: unknown, recovered?: unknown }
+    if (typeof id !== 'string' || typeof token !== 'string') return
+    if (recovered !== true) this.#positions.clear()
+    this.#token = token
+    this.session = { id, recovered: recovered === true }
+    this.#emit('session', this.session)
   }
 
   #disconnected (code: number): void {
@@ -157,9 +183,11 @@ class Connection {
     this.#setStatus('reconnecting')
   }
 
-  /** Closes for good: nothing waits any longer. */
+  /** Closes for good: nothing waits any longer, and the session is forgotten. */
   #end (): void {
     clearTimeout(this.#timer)
+    this.#token = this.session = undefined
+    this.#positions.clear()
     this.#buffer.drain()
     this.#requests.close(true)
     this.#setStatus('closed')

@@ -5,6 +5,7 @@ export { HubClientError, type HubClientErrorCode } from './errors.ts'
 export type {
   BinaryData,
   ClientOptions,
+  ClientSession,
   ClientSocket,
   ClientStatus,
   EventName,

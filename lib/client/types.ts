@@ -16,8 +16,25 @@ export type IncomingData = string | ArrayBuffer
 /** Calling it removes the listener it was returned for. */
 export type Unsubscribe = () => void
 
-/** The names `on` keeps for the client's own life; a route cannot declare events so named. */
-export type LifecycleName = 'status' | 'message' | 'error'
+/**
+ * The names `on` keeps for the client's own life; a route cannot declare events so named (nor
+ * names starting with `$`, which the wire protocol keeps for itself).
+ */
+export type LifecycleName = 'status' | 'message' | 'error' | 'session'
+
+/**
+ * The session the hub gave this client on a route with session recovery (the hub's `recovery`
+ * option), as its last `$session` frame told it.
+ */
+export interface ClientSession {
+  /** The client's id on the hub: the same after a recovered resume, a new one otherwise. */
+  readonly id: string
+  /**
+   * Whether the last connection resumed the earlier session: rooms kept and missed events
+   * replayed. `false` on a first connection and when the hub could not recover (a fresh session).
+   */
+  readonly recovered: boolean
+}
 
 /**
  * A method's parameters are compared both ways, so the handlers of `ws` and of the DOM, each
@@ -100,12 +117,22 @@ export interface HubClient<Route = unknown> {
   readonly status: ClientStatus
   /** Messages dropped from the full buffer while away (`overflow: 'drop-oldest'`). */
   readonly dropped: number
+  /**
+   * The session of a route with recovery, from the last `$session` frame; `undefined` before the
+   * first one (and on routes without recovery), and again after the client closed.
+   */
+  readonly session: ClientSession | undefined
   /** Every change of `status`. */
   on (type: 'status', listener: (status: ClientStatus) => void): Unsubscribe
   /** Frames that are neither the handshake nor typed frames, and events no listener takes. */
   on (type: 'message', listener: (data: IncomingData) => void): Unsubscribe
   /** Error frames that answer no request (e.g. `invalid_data` for a `send`). */
   on (type: 'error', listener: (error: HubClientError) => void): Unsubscribe
+  /**
+   * Each `$session` frame of a route with recovery: after every (re)connection, just after the
+   * `open` status; `recovered` tells whether the earlier session was resumed.
+   */
+  on (type: 'session', listener: (session: ClientSession) => void): Unsubscribe
   /** An event of the route, with its data typed from the route's `events`. */
   on<K extends EventName<Route>> (type: K, listener: (data: EventsOf<Route>[K]) => void): Unsubscribe
   /** Sends a message of the route, now or once open (buffered in order while away). */
@@ -117,6 +144,6 @@ export interface HubClient<Route = unknown> {
    * whose code is the error frame's, `timeout`, `closed` (disconnected while waiting) or `overflow`.
    */
   request<K extends MessageType<Route>> (type: K, data: MessagesOf<Route>[K], options?: RequestOptions): Promise<ReplyOf<Route, K>>
-  /** Closes for good: no reconnection, status `closed`, pending requests rejected. */
+  /** Closes for good: no reconnection, status `closed`, pending requests rejected, session forgotten. */
   close (code?: number, reason?: string): void
 }

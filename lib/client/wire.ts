@@ -9,6 +9,28 @@ export interface Frame {
   readonly id?: unknown
   readonly data?: unknown
   readonly error?: { readonly code?: unknown, readonly message?: unknown }
+  /** Stream position of an event on a recovery route: `[stream, epoch, offset]`. */
+  readonly pos?: unknown
+}
+
+/** The last place seen in one stream: `[epoch, offset]`, as a `$resume` frame carries it. */
+export type Position = [epoch: string, offset: number]
+
+/** The stream and position of a valid `pos`, or `undefined` for a missing or malformed one. */
+export function readPosition (pos: unknown): [stream: string, position: Position] | undefined {
+  if (!Array.isArray(pos) || pos.length !== 3) return undefined
+  const [stream, epoch, offset] = pos as unknown[]
+  return typeof stream === 'string' && typeof epoch === 'string' && Number.isSafeInteger(offset) && (offset as number) >= 0
+    ? [stream, [epoch, offset as number]]
+    : undefined
+}
+
+/** The URL of a resuming connection: `url` with the query flag `_resume=1`, before any fragment. */
+export function resumeUrl (url: string): string {
+  const hash = url.indexOf('#')
+  const base = hash < 0 ? url : url.slice(0, hash)
+  const separator = /[?&]$/.test(base) ? '' : base.includes('?') ? '&' : '?'
+  return base + separator + '_resume=1' + (hash < 0 ? '' : url.slice(hash))
 }
 
 /** A message frame `{"type","data","id"?}`. */
