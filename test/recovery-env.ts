@@ -1,0 +1,93 @@
+import type { TestContext } from 'node:test'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import WebSocket from 'ws'
+import fastifyWsHub, { Type, defineRoute, type FastifyWsHubOptions } from '../dist/index.js'
+import { createClient, type ClientOptions, type HubClient, type WebSocketConstructor } from '../dist/client/index.js'
+import { waitFor } from './helpers.js'
+
+/** A typed route whose clients join rooms on request and receive numbered ticks. */
+export const tickRoute = defineRoute({
+  url: '/ticks',
+  messages: {
+    join: Type.Object({ room: Type.String() }),
+    leave: Type.Object({ room: Type.String() })
+  },
+  events: {
+    tick: Type.Object({ n: Type.Integer(), from: Type.String(), to: Type.String() })
+  },
+  handlers: {
+    async join (client, data) {
+      await client.join(data.room)
+      return { id: client.id, rooms: [...client.rooms] }
+    },
+    leave (client, data) {
+      client.leave(data.room)
+      return null
+    }
+  }
+})
+
+/** What a test records of the opens of the route's clients. */
+export interface Opens {
+  /** `client.recovered` at each onOpen, in order, with the client's id and rooms then. */
+  readonly seen: Array<{ id: string, recovered: boolean, rooms: string[] }>
+}
+
+/** A hub with `recovery` and the tick route (and an untyped `/raw` route), listening on loopback. */
+export async function startRecoveryHub (t: TestContext, options: FastifyWsHubOptions = {}, onUpgrade?: (token: string | undefined) => Record<string, unknown>): Promise<{ app: FastifyInstance, port: number, url: string, opens: Opens }> {
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(fastifyWsHub, { heartbeat: false, recovery: { maxDisconnection: 10_000, maxMessages: 5_000 }, ...options })
+  const opens: Opens = { seen: [] }
+  app.hub.route({
+    ...tickRoute,
+    ...(onUpgrade === undefined ? {} : { onUpgrade: (request: { query: unknown }) => onUpgrade((request.query as { user?: string }).user) }),
+    onOpen (client) {
+      opens.seen.push({ id: client.id, recovered: client.recovered, rooms: [...client.rooms] })
+    }
+  })
+  app.hub.route({ url: '/raw', onMessage () {} })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  return { app, port, url: `ws://127.0.0.1:${port}/ticks`, opens }
+}
+
+/** The ticks a client received, by `n`, in arrival order. */
+export interface TickLog {
+  readonly ticks: Array<{ n: number, from: string, to: string }>
+  readonly sessions: Array<{ id: string, recovered: boolean }>
+}
+
+/** A library client of the tick route that records its ticks and sessions; closed after the test. */
+export function tickClient (t: TestContext, url: string, options: ClientOptions = {}): { client: HubClient<typeof tickRoute>, log: TickLog } {
+  const client = createClient<typeof tickRoute>(url, { WebSocket: WebSocket as unknown as WebSocketConstructor, reconnect: { initialDelay: 50, maxDelay: 100 }, ...options })
+  const log: TickLog = { ticks: [], sessions: [] }
+  client.on('tick', tick => log.ticks.push(tick))
+  client.on('session', session => log.sessions.push({ ...session }))
+  t.after(() => client.close())
+  return { client, log }
+}
+
+/** Waits until the client has had `count` sessions. */
+export async function sessions (log: TickLog, count: number, timeoutMs = 5000): Promise<void> {
+  await waitFor(() => log.sessions.length >= count, timeoutMs, `${count} sessions (got ${log.sessions.length})`)
+}
+
+/**
+ * Checks that the ticks of each publisher (`from`) arrived exactly once each and in the order
+ * sent (`n` grows by one per publisher from 1 to `expected[from]`).
+ * @returns a description of what is wrong, or '' when nothing is
+ */
+export function checkTicks (log: TickLog, expected: Readonly<Record<string, number>>): string {
+  const next: Record<string, number> = {}
+  for (const tick of log.ticks) {
+    const want = (next[tick.from] ?? 0) + 1
+    if (tick.n !== want) return `${tick.from}: got ${tick.n} where ${want} was due (a ${tick.n < want ? 'duplicate' : 'gap'})`
+    next[tick.from] = want
+  }
+  for (const [from, count] of Object.entries(expected)) {
+    if ((next[from] ?? 0) !== count) return `${from}: got ${next[from] ?? 0} of ${count}`
+  }
+  return ''
+}
