@@ -91,3 +91,52 @@ export function checkTicks (log: TickLog, expected: Readonly<Record<string, numb
   }
   return ''
 }
+
+/** A raw socket's view of the recovery frames: its `$session`, and its ticks with positions. */
+export interface RawSession {
+  readonly socket: WebSocket
+  readonly frames: Array<{ type: string, data: unknown, pos?: [string, string, number] }>
+  /** The `$session` frame's data, once it came. */
+  session (): Promise<{ id: string, token: string, recovered: boolean }>
+  /** Last position per stream, as the client library would send them. */
+  positions (): Record<string, [string, number]>
+  readonly closed: Promise<number>
+}
+
+/**
+ * Opens a raw socket to a recovery route; with `resume`, it carries the flag and sends the
+ * `$resume` frame first. The hub's handshake message is skipped.
+ */
+export async function rawSession (t: TestContext, url: string, resume?: { id: string, token: string, positions?: Record<string, [string, number]> }): Promise<RawSession> {
+  const socket = new WebSocket(resume === undefined ? url : `${url}${url.includes('?') ? '&' : '?'}_resume=1`)
+  t.after(() => socket.terminate())
+  const frames: RawSession['frames'] = []
+  socket.on('message', (data) => {
+    const text = (data as Buffer).toString()
+    if (text.startsWith('{"code":2000')) return
+    frames.push(JSON.parse(text) as RawSession['frames'][number])
+  })
+  socket.on('error', () => {})
+  const closed = new Promise<number>(resolve => socket.on('close', code => resolve(code)))
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', resolve)
+    socket.once('error', reject)
+  })
+  if (resume !== undefined) socket.send(JSON.stringify({ type: '$resume', data: { positions: {}, ...resume } }))
+  return {
+    socket,
+    frames,
+    closed,
+    async session () {
+      await waitFor(() => frames.some(frame => frame.type === '$session'), 6000, '$session')
+      return frames.find(frame => frame.type === '$session')?.data as { id: string, token: string, recovered: boolean }
+    },
+    positions () {
+      const positions: Record<string, [string, number]> = {}
+      for (const frame of frames) {
+        if (frame.pos !== undefined) positions[frame.pos[0]] = [frame.pos[1], frame.pos[2]]
+      }
+      return positions
+    }
+  }
+}

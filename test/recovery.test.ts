@@ -2,8 +2,9 @@
 // resumes with its id, rooms and every event sent meanwhile, exactly once and in order.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { sleep, waitFor } from './helpers.js'
-import { checkTicks, sessions, startRecoveryHub, tickClient } from './recovery-env.js'
+import WebSocket from 'ws'
+import { connect, sleep, waitFor } from './helpers.js'
+import { checkTicks, rawSession, sessions, startRecoveryHub, tickClient } from './recovery-env.js'
 import { startProxy as startLinkProxy } from './client-env.js'
 
 test('a client cut off resumes with its id, its rooms, and every event sent meanwhile, once each, in order', async (t) => {
@@ -38,4 +39,102 @@ test('a client cut off resumes with its id, its rooms, and every event sent mean
   assert.deepEqual(opens.seen.map(open => open.recovered), [false, true])
   assert.deepEqual(opens.seen[1], { id, recovered: true, rooms: ['lobby'] })
   assert.equal(app.hub.clients.get(id)?.rooms.has('lobby'), true)
+})
+
+test('a resume with a forged token, another client\'s id, or other params gets a fresh session', async (t) => {
+  const { app, url } = await startRecoveryHub(t, {}, user => ({ user: user ?? 'anonymous' }))
+  const owner = await rawSession(t, `${url}?user=ann`)
+  const { id, token } = await owner.session()
+  owner.socket.terminate()
+  await waitFor(() => app.hub.clients.size === 0, 2000, 'the owner gone')
+
+  const forged = await rawSession(t, `${url}?user=ann`, { id, token: 'not-the-token' })
+  const forgedSession = await forged.session()
+  assert.equal(forgedSession.recovered, false)
+  assert.notEqual(forgedSession.id, id)
+
+  // The right token under another user's params: onUpgrade ran again and gave other params.
+  const stranger = await rawSession(t, `${url}?user=bob`, { id, token })
+  assert.equal((await stranger.session()).recovered, false)
+
+  // Neither used the session up: its owner still resumes it.
+  const back = await rawSession(t, `${url}?user=ann`, { id, token })
+  assert.deepEqual(await back.session(), { id, token: (await back.session()).token, recovered: true })
+  assert.notEqual((await back.session()).token, token, 'the token is rotated at each resume')
+})
+
+test('a session resumes once: a second socket with the same token while the first is open gets a fresh one', async (t) => {
+  const { app, url } = await startRecoveryHub(t)
+  const first = await rawSession(t, url)
+  const { id, token } = await first.session()
+  // The first socket is open and answers pings (ws does): it keeps its session.
+  const second = await rawSession(t, url, { id, token })
+  const secondSession = await second.session()
+  assert.equal(secondSession.recovered, false)
+  assert.notEqual(secondSession.id, id)
+  assert.equal(first.socket.readyState, WebSocket.OPEN)
+  assert.equal(app.hub.clients.has(id), true)
+
+  // Once the first is gone, its token resumes it; that token then is spent.
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'the first socket gone')
+  const third = await rawSession(t, url, { id, token })
+  assert.equal((await third.session()).recovered, true)
+  third.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'the third socket gone')
+  const fourth = await rawSession(t, url, { id, token })
+  assert.equal((await fourth.session()).recovered, false)
+})
+
+test('a half-open socket (no close ever reached the hub) is probed and its session moves to the resuming one', async (t) => {
+  const { app, url, port } = await startRecoveryHub(t)
+  const proxy = await startLinkProxy(t, port)
+  const first = await rawSession(t, `ws://127.0.0.1:${proxy.port}/ticks`)
+  const { id, token } = await first.session()
+  // Nothing flows any more, and nothing is closed: the hub still holds the client.
+  proxy.pause()
+  app.hub.sendEventTo(id, 'tick', { n: 1, from: 'hub', to: id })
+  const started = Date.now()
+  const resumed = await rawSession(t, url, { id, token })
+  assert.equal((await resumed.session()).recovered, true)
+  const waited = Date.now() - started
+  assert.ok(waited >= 900, `the resume waited for the probe (${waited} ms)`)
+  await waitFor(() => resumed.frames.some(frame => frame.type === 'tick'), 2000, 'the tick sent to the half-open socket')
+  assert.deepEqual(resumed.frames.filter(frame => frame.type === 'tick').map(frame => (frame.data as { n: number }).n), [1])
+})
+
+test('too long away, history trimmed past the client, or more missed than maxMessages: a fresh session, nothing replayed', async (t) => {
+  const { app, url } = await startRecoveryHub(t, { recovery: { maxDisconnection: 300, maxMessages: 10 } })
+  const away = await rawSession(t, url)
+  const expired = await away.session()
+  away.socket.terminate()
+  await waitFor(() => app.hub.clients.size === 0, 2000, 'gone')
+  await sleep(450)
+  const late = await rawSession(t, url, { id: expired.id, token: expired.token })
+  assert.equal((await late.session()).recovered, false)
+
+  const trimmed = await rawSession(t, url)
+  const session = await trimmed.session()
+  app.hub.broadcastEvent('tick', { n: 1, from: 'hub', to: '*' })
+  await waitFor(() => trimmed.frames.length === 2, 2000, 'one tick')
+  const positions = trimmed.positions()
+  trimmed.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(session.id), 2000, 'gone')
+  for (let n = 2; n <= 13; n++) app.hub.broadcastEvent('tick', { n, from: 'hub', to: '*' })
+  const resumed = await rawSession(t, url, { id: session.id, token: session.token, positions })
+  const fresh = await resumed.session()
+  assert.equal(fresh.recovered, false)
+  assert.notEqual(fresh.id, session.id)
+  await sleep(100)
+  assert.deepEqual(resumed.frames.filter(frame => frame.type === 'tick'), [], 'nothing replayed to a fresh session')
+})
+
+test('untyped routes have no sessions, and recovery needs an adapter with a history store', async (t) => {
+  const { url } = await startRecoveryHub(t)
+  const raw = await connect(url.replace('/ticks', '/raw'))
+  await raw.received(1)
+  await sleep(50)
+  assert.deepEqual(raw.messages.filter(text => text.includes('$session')), [])
+  const noHistory = { start () {}, publish: () => false, clusterCount: async () => 0, clusterRoomSize: async () => 0, close () {} }
+  await assert.rejects(startRecoveryHub(t, { adapter: noHistory }), /recovery.*no history/)
 })
