@@ -2,7 +2,7 @@ import type { TestContext } from 'node:test'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
-import fastifyWsHub, { Type, defineRoute, type FastifyWsHubOptions } from '../dist/index.js'
+import fastifyWsHub, { Type, defineRoute, type EventsOf, type FastifyWsHubOptions, type Hub } from '../dist/index.js'
 import { createClient, type ClientOptions, type HubClient, type WebSocketConstructor } from '../dist/client/index.js'
 import { waitFor } from './helpers.js'
 
@@ -28,6 +28,11 @@ export const tickRoute = defineRoute({
   }
 })
 
+/** The hub of a recovery app, typed with the tick route's events. */
+export function ticksOf (app: FastifyInstance): Hub<EventsOf<typeof tickRoute>> {
+  return app.hub as unknown as Hub<EventsOf<typeof tickRoute>>
+}
+
 /** What a test records of the opens of the route's clients. */
 export interface Opens {
   /** `client.recovered` at each onOpen, in order, with the client's id and rooms then. */
@@ -42,7 +47,7 @@ export async function startRecoveryHub (t: TestContext, options: FastifyWsHubOpt
   const opens: Opens = { seen: [] }
   app.hub.route({
     ...tickRoute,
-    ...(onUpgrade === undefined ? {} : { onUpgrade: (request: { query: unknown }) => onUpgrade((request.query as { user?: string }).user) }),
+    ...(onUpgrade === undefined ? {} : { onUpgrade: (request: { query: unknown }) => onUpgrade((request.query as { user?: string }).user) as never }),
     onOpen (client) {
       opens.seen.push({ id: client.id, recovered: client.recovered, rooms: [...client.rooms] })
     }

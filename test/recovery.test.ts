@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import WebSocket from 'ws'
 import { connect, sleep, waitFor } from './helpers.js'
-import { checkTicks, rawSession, sessions, startRecoveryHub, tickClient } from './recovery-env.js'
+import { checkTicks, rawSession, sessions, startRecoveryHub, tickClient, ticksOf } from './recovery-env.js'
 import { startProxy as startLinkProxy } from './client-env.js'
 
 test('a client cut off resumes with its id, its rooms, and every event sent meanwhile, once each, in order', async (t) => {
@@ -20,9 +20,9 @@ test('a client cut off resumes with its id, its rooms, and every event sent mean
   const send = (): void => {
     n++
     // The three audiences in turn: everyone, the room, the client alone.
-    if (n % 3 === 0) app.hub.broadcastEvent('tick', { n, from: 'hub', to: '*' })
-    else if (n % 3 === 1) app.hub.broadcastEvent('tick', { n, from: 'hub', to: 'lobby' }, { room: 'lobby' })
-    else app.hub.sendEventTo(id, 'tick', { n, from: 'hub', to: id })
+    if (n % 3 === 0) ticksOf(app).broadcastEvent('tick', { n, from: 'hub', to: '*' })
+    else if (n % 3 === 1) ticksOf(app).broadcastEvent('tick', { n, from: 'hub', to: 'lobby' }, { room: 'lobby' })
+    else ticksOf(app).sendEventTo(id, 'tick', { n, from: 'hub', to: id })
   }
   for (let i = 0; i < 30; i++) send()
   await waitFor(() => log.ticks.length === 30, 3000, '30 live ticks')
@@ -93,7 +93,7 @@ test('a half-open socket (no close ever reached the hub) is probed and its sessi
   const { id, token } = await first.session()
   // Nothing flows any more, and nothing is closed: the hub still holds the client.
   proxy.pause()
-  app.hub.sendEventTo(id, 'tick', { n: 1, from: 'hub', to: id })
+  ticksOf(app).sendEventTo(id, 'tick', { n: 1, from: 'hub', to: id })
   const started = Date.now()
   const resumed = await rawSession(t, url, { id, token })
   assert.equal((await resumed.session()).recovered, true)
@@ -115,12 +115,12 @@ test('too long away, history trimmed past the client, or more missed than maxMes
 
   const trimmed = await rawSession(t, url)
   const session = await trimmed.session()
-  app.hub.broadcastEvent('tick', { n: 1, from: 'hub', to: '*' })
+  ticksOf(app).broadcastEvent('tick', { n: 1, from: 'hub', to: '*' })
   await waitFor(() => trimmed.frames.length === 2, 2000, 'one tick')
   const positions = trimmed.positions()
   trimmed.socket.terminate()
   await waitFor(() => !app.hub.clients.has(session.id), 2000, 'gone')
-  for (let n = 2; n <= 13; n++) app.hub.broadcastEvent('tick', { n, from: 'hub', to: '*' })
+  for (let n = 2; n <= 13; n++) ticksOf(app).broadcastEvent('tick', { n, from: 'hub', to: '*' })
   const resumed = await rawSession(t, url, { id: session.id, token: session.token, positions })
   const fresh = await resumed.session()
   assert.equal(fresh.recovered, false)
