@@ -69,6 +69,11 @@ export class HubCore implements HubNode {
   /** History and sessions, when the `recovery` option is on. */
   readonly store: RecoveryStore | undefined
   #sessionKeeper: NodeJS.Timeout | undefined
+  /**
+   * The last recorded offset this node delivered per stream it has clients in: an offset that
+   * skips some means this node missed messages (Redis cut its subscription, an outage).
+   */
+  readonly #delivered = new Map<string, { epoch: string, offset: number }>()
   #broadcastMark = 0
   /** Most unsent bytes a client may hold: `maxBufferedBytes + maxBurstBytes`. */
   readonly #ceiling: number
@@ -169,6 +174,7 @@ export class HubCore implements HubNode {
     this.adapter.unwatch?.('client', client.id)
     // The session outlives the connection by maxDisconnection (unless another connection took it over).
     if (client._session !== undefined) this.store?.endSession(client.id, client._session.tokenDigest)
+    this.#delivered.delete(`c:${client.id}`)
     if (client._rooms !== undefined) {
       for (const room of client._rooms) this.#leaveRoom(client, room)
       client._rooms.clear()
@@ -206,6 +212,8 @@ export class HubCore implements HubNode {
     this.membershipVersion++
     if (members.size === 0) {
       this.rooms.delete(room)
+      // Its messages stop coming: a later member starts a new run of offsets.
+      this.#delivered.delete(`r:${room}`)
       this.adapter.unwatch?.('room', room)
     }
   }
@@ -396,14 +404,24 @@ export class HubCore implements HubNode {
     let plainFrame: Frame | undefined
     let withPos: EncodedMessage | undefined
     let withPosFrame: Frame | undefined
+    const { stream, epoch, offset } = envelope.position
+    // No client here for it (a room given up a moment ago, a client gone): its offsets are not tracked either.
+    if (stream.startsWith('r:') ? !this.rooms.has(stream.slice(2)) : stream.startsWith('c:') && !this.clients.has(stream.slice(2))) return
+    const last = this.#delivered.get(stream)
+    // Messages of this stream went missing on their way to this node: a client with a session
+    // must not have its position jump over them. It is closed (1013) and resumes from its own
+    // position, which the history covers.
+    const missed = last !== undefined && last.epoch === epoch && offset > last.offset + 1
+    if (last === undefined || last.epoch !== epoch || offset > last.offset) this.#delivered.set(stream, { epoch, offset })
     this.#eachTarget(envelope, (client) => {
       const session = client._session
       if (session === undefined) {
         this.writeMessage(client, plain, plainFrame ??= frameData(plain.payload, plain.binary))
       } else if (session.pending !== undefined) {
         session.pending.push(envelope)
+      } else if (missed) {
+        if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
       } else {
-        const { stream, epoch, offset } = envelope.position
         withPos ??= { payload: withPosition(envelope.payload, stream, epoch, offset), binary: false }
         this.writeRecorded(client, withPos, withPosFrame ??= frameData(withPos.payload, false))
       }

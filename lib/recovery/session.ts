@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Client } from '../client.ts'
+import { CloseCode } from '../constants.ts'
 import type { HubCore } from '../hub-core.ts'
 import type { EncodedMessage } from '../message.ts'
 import { addressedTo, replayOrder, type MissedStream } from './replay.ts'
@@ -68,10 +69,19 @@ function positioned (payload: Buffer, stream: string, epoch: string, offset: num
 function flushPending (core: HubCore, client: Client, session: ClientSession, tops: ReadonlyMap<string, StreamPosition | null>): void {
   const pending = session.pending ?? []
   session.pending = undefined
+  const last = new Map(tops)
   for (const envelope of pending) {
     const { stream, epoch, offset } = envelope.position
-    const top = tops.get(stream)
-    if (top !== undefined && top !== null && top.epoch === epoch && offset <= top.offset) continue
+    const top = last.get(stream)
+    if (top !== undefined && top !== null && top.epoch === epoch) {
+      if (offset <= top.offset) continue
+      // Some did not arrive between the history's end and this one: the position must not jump them.
+      if (offset > top.offset + 1) {
+        client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+        return
+      }
+    }
+    last.set(stream, { epoch, offset })
     if (!core.writeRecorded(client, positioned(envelope.payload, stream, epoch, offset))) return
   }
 }
