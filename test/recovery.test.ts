@@ -138,3 +138,54 @@ test('untyped routes have no sessions, and recovery needs an adapter with a hist
   const noHistory = { start () {}, publish: () => false, clusterCount: async () => 0, clusterRoomSize: async () => 0, close () {} }
   await assert.rejects(startRecoveryHub(t, { adapter: noHistory }), /recovery.*no history/)
 })
+
+test('the replay follows live delivery\'s rules: a broadcast to two rooms once, none to the excepted client, not a room it left', async (t) => {
+  const { app, url } = await startRecoveryHub(t)
+  const hub = ticksOf(app)
+  const first = await rawSession(t, url)
+  const { id, token } = await first.session()
+  for (const room of ['a', 'b', 'gone']) {
+    first.socket.send(JSON.stringify({ type: 'join', data: { room }, id: room }))
+  }
+  first.socket.send(JSON.stringify({ type: 'leave', data: { room: 'gone' }, id: 'left' }))
+  await waitFor(() => first.frames.some(frame => (frame as { id?: string }).id === 'left'), 2000, 'joins and the leave answered')
+  hub.broadcastEvent('tick', { n: 1, from: 'hub', to: 'a' }, { room: 'a' })
+  await waitFor(() => first.frames.some(frame => frame.type === 'tick'), 2000, 'a live tick')
+  const positions = first.positions()
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+
+  hub.broadcastEvent('tick', { n: 2, from: 'hub', to: 'a+b' }, { room: ['a', 'b'] })
+  hub.broadcastEvent('tick', { n: 100, from: 'hub', to: 'b' }, { room: 'b', except: id })
+  hub.broadcastEvent('tick', { n: 101, from: 'hub', to: 'gone' }, { room: 'gone' })
+  hub.broadcastEvent('tick', { n: 3, from: 'hub', to: 'b+a' }, { room: ['b', 'a'] })
+  hub.broadcastEvent('tick', { n: 4, from: 'hub', to: '*' })
+
+  const back = await rawSession(t, url, { id, token, positions })
+  assert.equal((await back.session()).recovered, true)
+  await waitFor(() => back.frames.filter(frame => frame.type === 'tick').length >= 3, 2000, 'the replay')
+  await sleep(100)
+  assert.deepEqual(back.frames.filter(frame => frame.type === 'tick').map(frame => (frame.data as { n: number }).n), [2, 3, 4])
+  assert.deepEqual([...app.hub.clients.get(id)?.rooms ?? []].sort(), ['a', 'b'])
+})
+
+test('a client too slow for a burst is closed 1013 instead of losing events, and catches up by resuming', async (t) => {
+  const { app, port } = await startRecoveryHub(t, { maxBufferedBytes: 16 * 1024, maxBurstBytes: 16 * 1024, shutdownTimeout: 500 })
+  const proxy = await startLinkProxy(t, port)
+  const { client, log } = tickClient(t, `ws://127.0.0.1:${proxy.port}/ticks`)
+  await sessions(log, 1)
+  const id = log.sessions[0]?.id as string
+  // The client stops reading: what the hub writes piles up in its socket until it is a slow consumer.
+  proxy.pause()
+  const padding = 'x'.repeat(400)
+  const hub = ticksOf(app)
+  for (let n = 1; n <= 3000; n++) hub.sendEventTo(id, 'tick', { n, from: 'hub', to: padding })
+  await waitFor(() => !app.hub.clients.has(id), 5000, 'the slow client closed')
+  proxy.resume()
+  await sessions(log, 2, 8000)
+  assert.deepEqual(log.sessions[1], { id, recovered: true })
+  await waitFor(() => log.ticks.length >= 3000, 8000, `3000 ticks (got ${log.ticks.length})`)
+  await sleep(50)
+  assert.equal(checkTicks(log, { hub: 3000 }), '')
+  assert.equal(client.status, 'open')
+})
