@@ -46,12 +46,13 @@
 // then one JSON line with everything, also written to bench/results/recovery-socketio(-quick).json.
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killChildrenOnExit, startChild, stopChild } from './children.js'
 import { nowMicros, serve } from './ipc.js'
-import { cpuUsOf, latencySummary, machineBusyPercent, machineInfo, machineTimes } from './measure.js'
+import { cpuUsOf, machineBusyPercent, machineInfo, machineTimes } from './measure.js'
 import { reachableRedis, redisCpuUs } from './redis-admin.js'
 import { sleep, until } from './wait.js'
 
@@ -398,7 +399,7 @@ async function main () {
   killChildrenOnExit()
   const began = Date.now()
   const info = machineInfo(here)
-  const { version } = (await import('socket.io/package.json', { with: { type: 'json' } })).default
+  const { version } = createRequire(import.meta.url)('socket.io/package.json')
   console.log(`recovery-socketio bench${quick ? ' (quick)' : ''}: socket.io ${version}, ${info.nproc} x ${info.cpu}, Node ${info.node}, commit ${info.commit}`)
   const output = { bench: 'recovery-socketio', machine: info, quick, plan, socketIo: version }
 
