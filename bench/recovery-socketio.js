@@ -3,7 +3,10 @@
 // comes back. Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379); no build needed.
 //
 //   node bench/recovery-socketio.js [--quick] [--clients N] [--broadcasts N] [--rate N] [--missed N]
-//                                   [--only=broadcast,replay]
+//                                   [--live-reps N] [--only=broadcast,replay]
+//
+// Defaults: 200 clients, 1000 broadcasts at 100/s, 10,000 missed, 5 runs of each live case;
+// --quick: 100 clients, 300 broadcasts, 2,000 missed, 2 runs. About 2 minutes, 45 s quick.
 //
 // Every socket.io server is a child process (this file with --node), over its websocket transport
 // only, no permessage-deflate. Variants (the `adapter` of each node):
@@ -37,7 +40,7 @@
 //                                trimming): does a gap of exactly 10,000 still fit?
 //      streams other node        disconnected from node A, reconnected to node B (the session and
 //                                the stream are in Redis); maxLen 10x
-//      memory/streams live       (streams: maxLen 10x) and node A keeps emitting at 100/s from the
+//      memory/streams live #i    (streams: maxLen 10x) and node A keeps emitting at 100/s from the
 //                                reconnect on for 1.5 s: are events emitted between the replay read
 //                                (XRANGE, or the in-memory packet list) and the socket's joining its
 //                                rooms lost or doubled? (the check covers seq 1..the last live one)
@@ -70,6 +73,7 @@ const { values: args } = parseArgs({
     broadcasts: { type: 'string' },
     rate: { type: 'string' },
     missed: { type: 'string' },
+    'live-reps': { type: 'string' },
     only: { type: 'string' }
   }
 })
@@ -387,7 +391,8 @@ async function main () {
     clients: Number(args.clients ?? (quick ? 100 : 200)),
     broadcasts: Number(args.broadcasts ?? (quick ? 300 : 1000)),
     rate: Number(args.rate ?? 100),
-    missed: Number(args.missed ?? (quick ? 2000 : 10_000))
+    missed: Number(args.missed ?? (quick ? 2000 : 10_000)),
+    liveReps: Number(args['live-reps'] ?? (quick ? 2 : 5))
   }
   const parts = args.only?.split(',') ?? ['broadcast', 'replay']
   const { Redis } = await import('ioredis')
@@ -438,9 +443,12 @@ async function main () {
       { label: 'streams maxLen 10x', adapter: 'streams', maxLen: plan.missed * 10 },
       { label: 'streams default maxLen', adapter: 'streams' },
       { label: 'streams other node', adapter: 'streams', maxLen: plan.missed * 10, otherNode: true },
-      { label: 'memory live 100/s', adapter: 'memory', live: true },
-      { label: 'streams live 100/s', adapter: 'streams', maxLen: plan.missed * 10, live: true }
     ]
+    // the live cases look for a race: several runs each
+    for (let rep = 1; rep <= plan.liveReps; rep++) {
+      cases.push({ label: `memory live 100/s #${rep}`, adapter: 'memory', live: true })
+      cases.push({ label: `streams live 100/s #${rep}`, adapter: 'streams', maxLen: plan.missed * 10, live: true })
+    }
     const rows = []
     for (const replay of cases) {
       const row = await replayCase(replay, plan, redis)
