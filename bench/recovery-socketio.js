@@ -3,7 +3,7 @@
 // comes back. Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379); no build needed.
 //
 //   node bench/recovery-socketio.js [--quick] [--clients N] [--broadcasts N] [--rate N] [--missed N]
-//                                   [--live-reps N] [--only=broadcast,replay]
+//                                   [--live-reps N] [--live-rate N] [--only=broadcast,replay]
 //
 // Defaults: 200 clients, 1000 broadcasts at 100/s, 10,000 missed, 5 runs of each live case;
 // --quick: 100 clients, 300 broadcasts, 2,000 missed, 2 runs. About 2 minutes, 45 s quick.
@@ -40,10 +40,15 @@
 //                                trimming): does a gap of exactly 10,000 still fit?
 //      streams other node        disconnected from node A, reconnected to node B (the session and
 //                                the stream are in Redis); maxLen 10x
-//      memory/streams live #i    (streams: maxLen 10x) and node A keeps emitting at 100/s from the
+//      memory/streams live #i    (streams: maxLen 10x) and node A keeps emitting at 100/s (--live-rate) from the
 //                                reconnect on for 1.5 s: are events emitted between the replay read
 //                                (XRANGE, or the in-memory packet list) and the socket's joining its
 //                                rooms lost or doubled? (the check covers seq 1..the last live one)
+//                                Seen here: with the streams adapter, now and then a run of live
+//                                events is lost while socket.recovered is true (73 in a row once at
+//                                --live-rate=2000, 1 once at 100/s); never with the memory adapter.
+//      A gap longer than maxLen (try --missed=10200 with the default maxLen): the offset is trimmed
+//      away, and the client silently gets a new session (recovered false) and none of the events.
 //
 // Prints a table per part and one JSON line per measurement ({"bench":"recovery-socketio",...}),
 // then one JSON line with everything, also written to bench/results/recovery-socketio(-quick).json.
@@ -74,6 +79,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string' },
     missed: { type: 'string' },
     'live-reps': { type: 'string' },
+    'live-rate': { type: 'string' },
     only: { type: 'string' }
   }
 })
@@ -146,7 +152,13 @@ async function runNode (cfg) {
     },
     /** Emits at `rate`/s until `liveStop`. */
     liveStart ({ rate }) {
-      live = setInterval(emit, 1000 / rate)
+      // every 10 ms, the emits due by then
+      const started = performance.now()
+      const first = seq
+      live = setInterval(() => {
+        const due = Math.floor((performance.now() - started) * rate / 1000)
+        for (let n = due - (seq - first); n > 0; n--) emit()
+      }, 10)
       return seq
     },
     async liveStop () {
@@ -323,7 +335,7 @@ async function replayCase (replay, plan, redis) {
     let connectedAt
     client.socket.once('connect', () => { connectedAt = performance.now() })
     let liveFirst
-    if (replay.live) liveFirst = (await a.call('liveStart', { rate: 100 })) + 1
+    if (replay.live) liveFirst = (await a.call('liveStart', { rate: plan.liveRate })) + 1
     const started = performance.now()
     client.socket.connect()
     await until(() => doneAt !== undefined, 30_000)
@@ -392,7 +404,8 @@ async function main () {
     broadcasts: Number(args.broadcasts ?? (quick ? 300 : 1000)),
     rate: Number(args.rate ?? 100),
     missed: Number(args.missed ?? (quick ? 2000 : 10_000)),
-    liveReps: Number(args['live-reps'] ?? (quick ? 2 : 5))
+    liveReps: Number(args['live-reps'] ?? (quick ? 2 : 5)),
+    liveRate: Number(args['live-rate'] ?? 100)
   }
   const parts = args.only?.split(',') ?? ['broadcast', 'replay']
   const { Redis } = await import('ioredis')
@@ -446,8 +459,8 @@ async function main () {
     ]
     // the live cases look for a race: several runs each
     for (let rep = 1; rep <= plan.liveReps; rep++) {
-      cases.push({ label: `memory live 100/s #${rep}`, adapter: 'memory', live: true })
-      cases.push({ label: `streams live 100/s #${rep}`, adapter: 'streams', maxLen: plan.missed * 10, live: true })
+      cases.push({ label: `memory live ${plan.liveRate}/s #${rep}`, adapter: 'memory', live: true })
+      cases.push({ label: `streams live ${plan.liveRate}/s #${rep}`, adapter: 'streams', maxLen: plan.missed * 10, live: true })
     }
     const rows = []
     for (const replay of cases) {
