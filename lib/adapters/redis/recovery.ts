@@ -70,6 +70,16 @@ export function deliverable (decoded: DecodedRecorded, envelope: HubEnvelope, vi
 }
 
 /**
+ * Rejects a name that is not a stream's: a bug of the caller, not Redis being away.
+ * @throws {TypeError}
+ */
+function checkStream (stream: string): void {
+  if (stream !== ALL_STREAM && !stream.startsWith('r:') && !stream.startsWith('c:')) {
+    throw new TypeError(`${JSON.stringify(stream)} is not a stream: '*', 'r:<room>' or 'c:<client id>'`)
+  }
+}
+
+/**
  * The Redis adapter's `RecoveryStore`: history in Redis Streams (history.ts), sessions in hashes
  * (sessions.ts), each on the shard of the channel it belongs with. Present on every Redis
  * adapter; it works once the adapter has started (`attach`).
@@ -117,7 +127,7 @@ export class RedisRecovery implements RecoveryStore {
     return `${Date.now().toString(36)}${this.#epochStem}${this.#epochs.toString(36)}`
   }
 
-  /** @throws {TypeError} for a name that is not a stream's */
+  /** Where a stream lives; its name must have passed `checkStream`. */
   #place (link: RecoveryLink, stream: string): StreamPlace {
     if (stream === ALL_STREAM) {
       return { streamKey: allHistoryKey(link.keys, link.base), metaKey: allMetaKey(link.keys, link.base), channel: allChannel(link.base), mode: MODE_META }
@@ -126,10 +136,7 @@ export class RedisRecovery implements RecoveryStore {
     if (stream.startsWith('r:')) {
       return { streamKey: roomHistoryKey(link.keys, name), metaKey: roomMetaKey(link.keys, name), channel: roomChannel(link.base, name), mode: MODE_META }
     }
-    if (stream.startsWith('c:')) {
-      return { streamKey: clientHistoryKey(link.keys, name), metaKey: sessionKey(link.keys, name), channel: clientChannel(link.base, name), mode: MODE_SESSION }
-    }
-    throw new TypeError(`${JSON.stringify(stream)} is not a stream: '*', 'r:<room>' or 'c:<client id>'`)
+    return { streamKey: clientHistoryKey(link.keys, name), metaKey: sessionKey(link.keys, name), channel: clientChannel(link.base, name), mode: MODE_SESSION }
   }
 
   record (envelope: HubEnvelope): boolean {
@@ -190,12 +197,14 @@ export class RedisRecovery implements RecoveryStore {
     })
   }
 
-  top (stream: string): Promise<StreamPosition | null> {
-    return this.#ask((redis, link) => topOf(redis, this.#place(link, stream).metaKey))
+  async top (stream: string): Promise<StreamPosition | null> {
+    checkStream(stream)
+    return await this.#ask((redis, link) => topOf(redis, this.#place(link, stream).metaKey))
   }
 
-  read (stream: string, after: StreamPosition | null): Promise<HistoryRead> {
-    return this.#ask((redis, link) => {
+  async read (stream: string, after: StreamPosition | null): Promise<HistoryRead> {
+    checkStream(stream)
+    return await this.#ask((redis, link) => {
       const place = this.#place(link, stream)
       return readHistory(redis, place.streamKey, place.metaKey, after, this.#limits.maxMessages)
     })

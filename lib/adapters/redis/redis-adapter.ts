@@ -43,6 +43,10 @@ const SYNC_INTERVAL = 250
  * - While Redis is unreachable or stalled (no answer within `stallTimeout`), local delivery goes
  *   on, publishes are dropped and counted (never replayed late), and the counts reject with
  *   `RedisUnavailableError`. The adapter reconnects and resubscribes by itself.
+ * - `recovery` (for hubs with the `recovery` option) keeps per-stream history in Redis Streams on
+ *   the shard of each stream's channel, and session records in hashes (see recovery.ts). A
+ *   recorded message is appended and published by one script, and delivered at every node, its
+ *   publisher included, when Redis sends it back: so every node sees a stream in offset order.
  *
  * @throws {InvalidOptionError} when an option is wrong
  */
