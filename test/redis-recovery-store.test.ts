@@ -198,6 +198,11 @@ test('read gives what came after a position, or says why it cannot: epoch, trimm
   assert.deepEqual(after5.entries.map(entry => entry.offset), [6, 7])
   assert.deepEqual(after5.top, { epoch, offset: 7 })
 
+  // An entry that is not ours cannot be given: as good as trimmed.
+  await raw.xadd(`${prefix}:db0:history:room:{r}`, '8-0', 'x', 'y')
+  await raw.hset(`${prefix}:db0:meta:room:{r}`, 'o', 8)
+  assert.deepEqual(await store.read('r:r', { epoch, offset: 7 }), { ok: false, reason: 'trimmed' })
+
   // The meta gone (Redis lost it): a new life, a new epoch, offsets from 1 again.
   await raw.del(`${prefix}:db0:meta:room:{r}`)
   assert.deepEqual(await store.read('r:r', { epoch, offset: 7 }), { ok: false, reason: 'epoch' })
@@ -298,6 +303,25 @@ test('sessions: create, read, claim once, join and leave, touch and end', async 
   store.endSession(id, winner)
   await eventually(async () => await raw.pttl(key) <= 1000, 2000, 'the end')
   assert.equal(adapter.stats?.().recoveryFailed, 0)
+
+  // A write that Redis refuses is counted, never thrown; a read that it refuses rejects.
+  const wrong = randomUUID()
+  await raw.set(`${prefix}:db0:session:{${wrong}}`, 'not a hash')
+  store.joinSession(wrong, 'room', null)
+  await eventually(() => adapter.stats?.().recoveryFailed === 1, 2000, 'the failed join counted')
+  await assert.rejects(store.readSession(wrong), (error: Error & { code?: string }) =>
+    error.code === 'FST_WS_HUB_REDIS_UNAVAILABLE' && /WRONGTYPE/.test(String(error.cause)))
+})
+
+test('record counts against maxPendingBytes as publish does', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const a = fakeNode()
+  const adapter = await started(t, { url, prefix: uniquePrefix(), maxPendingBytes: 4096 }, a)
+  assert.equal(adapter.recovery.record(toRoom('x'.repeat(3000), 'r')), true)
+  assert.equal(adapter.recovery.record(toRoom('x'.repeat(3000), 'r', 's')), false)
+  assert.equal(adapter.stats?.().dropped, 2)
+  await eventually(() => adapter.stats?.().published === 1, 2000, 'the first one recorded')
 })
 
 test('release: true at once with no holder; the holder is asked, and false while it keeps the client', async (t) => {

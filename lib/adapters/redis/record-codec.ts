@@ -101,9 +101,8 @@ export function isControl (message: Buffer): boolean {
   return message.length >= 3 && message[0] === MAGIC_0 && message[1] === MAGIC_CONTROL
 }
 
-/** Decodes a recorded message; undefined when it is not well formed. */
+/** Decodes a recorded message (one that `isRecorded`); undefined when it is not well formed. */
 export function decodeRecorded (message: Buffer): DecodedRecorded | undefined {
-  if (!isRecorded(message)) return undefined
   const bodyStart = 3 + (message[2] as number)
   if (bodyStart > message.length) return undefined
   let position: DecodedRecorded['position']
@@ -129,8 +128,7 @@ export function encodeControl (operation: number, clientId: string): Buffer {
   return message
 }
 
-/** Decodes a control message; undefined when it is not one. */
-export function decodeControl (message: Buffer): DecodedControl | undefined {
-  if (!isControl(message)) return undefined
+/** Decodes a control message (one that `isControl`). */
+export function decodeControl (message: Buffer): DecodedControl {
   return { operation: message[2] as number, clientId: message.toString('utf8', 3) }
 }

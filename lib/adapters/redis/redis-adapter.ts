@@ -163,7 +163,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
   function onControl (self: HubNode, channel: string, message: Buffer): void {
     const control = decodeControl(message)
     // Only on the client's own channel: a control message elsewhere is someone else's garbage.
-    if (control === undefined || control.operation !== CONTROL_RELEASE || clientChannel(base, control.clientId) !== channel) {
+    if (control.operation !== CONTROL_RELEASE || clientChannel(base, control.clientId) !== channel) {
       stats.malformed++
       return
     }

@@ -148,7 +148,6 @@ export function endSession (redis: AnyRedis, sessionKey: string, streamKey: stri
  * which ioredis sends to the shard of each key (and batches per shard).
  */
 export async function renew (redis: AnyRedis, keys: readonly string[], ttl: number): Promise<void> {
-  if (keys.length === 0) return
   if (isCluster(redis)) {
     await Promise.all(keys.map(key => redis.pexpire(key, ttl)))
     return
