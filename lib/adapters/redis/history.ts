@@ -110,22 +110,39 @@ export async function topOf (redis: AnyRedis, metaKey: string): Promise<StreamPo
 /** One entry as XRANGE gives it with Buffers: its ID and its field-value pairs. */
 type RawEntry = [Buffer, Buffer[]]
 
-/** Decodes a stream entry; undefined when it is not one of ours. */
-function entryOf ([id, fields]: RawEntry): HistoryEntry | undefined {
+/**
+ * Decodes a stream entry; undefined when it is not one of ours.
+ * @param room the room of the stream, if a room's: its copy of a broadcast to several rooms gets it as `via`, as it was delivered
+ */
+function entryOf ([id, fields]: RawEntry, room: string | undefined): HistoryEntry | undefined {
   const offset = Number.parseInt(id.toString('latin1'), 10)
   const index = fields.findIndex((field, at) => at % 2 === 0 && field.toString('latin1') === 'm')
   const body = index < 0 ? undefined : fields[index + 1]
   const decoded = body === undefined ? undefined : decodeBody(body)
   if (decoded === undefined || !Number.isSafeInteger(offset)) return undefined
-  return { offset, envelope: decoded.envelope, origin: { node: decoded.nodeId, ordinal: decoded.ordinal, publishedAt: decoded.publishedAt } }
+  const envelope = decoded.envelope
+  const several = room !== undefined && envelope.kind === 'broadcast' && envelope.rooms !== undefined && envelope.rooms.length > 1
+  return {
+    offset,
+    envelope: several ? { ...envelope, via: room } : envelope,
+    origin: { node: decoded.nodeId, ordinal: decoded.ordinal, publishedAt: decoded.publishedAt }
+  }
+}
+
+/** Where a stream is read from. */
+export interface HistorySource {
+  readonly streamKey: string
+  /** The stream's meta hash, or the client's session. */
+  readonly metaKey: string
+  /** The room, for a room's stream. */
+  readonly room: string | undefined
 }
 
 /**
  * Reads a stream's messages after a position, per `RecoveryStore.read`. The meta hash and the
  * stream are read in one MULTI (they share a slot), so that the entries match the top read.
- * @param metaKey the stream's meta hash, or the client's session
  */
-export async function readHistory (redis: AnyRedis, streamKey: string, metaKey: string, after: StreamPosition | null, maxMessages: number): Promise<HistoryRead> {
+export async function readHistory (redis: AnyRedis, { streamKey, metaKey, room }: HistorySource, after: StreamPosition | null, maxMessages: number): Promise<HistoryRead> {
   const from = after?.offset ?? 0
   const results = await redis.multi()
     .hmget(metaKey, 'e', 'o')
@@ -137,12 +154,13 @@ export async function readHistory (redis: AnyRedis, streamKey: string, metaKey: 
   if (rangeError !== null) throw rangeError
   const top = positionOf(meta)
   if (top === null) return after === null ? { ok: true, entries: [], top: null } : { ok: false, reason: 'epoch' }
-  if (after !== null && after.epoch !== top.epoch) return { ok: false, reason: 'epoch' }
-  if (top.offset <= from) return { ok: true, entries: [], top }
+  // An offset beyond the stream's last is not one this life of the stream gave.
+  if (after !== null && (after.epoch !== top.epoch || after.offset > top.offset)) return { ok: false, reason: 'epoch' }
+  if (top.offset === from) return { ok: true, entries: [], top }
   if (top.offset - from > maxMessages) return { ok: false, reason: 'limit' }
   const entries: HistoryEntry[] = []
   for (const raw of range) {
-    const entry = entryOf(raw)
+    const entry = entryOf(raw, room)
     // An entry we cannot read is a message we cannot give: as good as trimmed.
     if (entry === undefined) return { ok: false, reason: 'trimmed' }
     if (entry.offset > top.offset) break

@@ -5,7 +5,7 @@ import {
   type HistoryRead, type RecordedEnvelope, type RecoveryLimits, type RecoveryStore, type SessionRecord, type StreamPosition
 } from '../../recovery/store.ts'
 import { RedisUnavailableError } from './errors.ts'
-import { MODE_META, MODE_SESSION, readHistory, topOf, type RecordCall } from './history.ts'
+import { MODE_META, MODE_SESSION, readHistory, topOf, type HistorySource, type RecordCall } from './history.ts'
 import {
   allChannel, allHistoryKey, allMetaKey, clientChannel, clientHistoryKey, roomChannel, roomHistoryKey, roomMetaKey, sessionKey
 } from './names.ts'
@@ -38,11 +38,8 @@ export interface RecoveryLink {
   available (): boolean
 }
 
-/** Where a stream lives in Redis. */
-interface StreamPlace {
-  readonly streamKey: string
-  /** Its meta hash (epoch, last offset), or the client's session for a client's stream. */
-  readonly metaKey: string
+/** Where a stream lives in Redis: its keys (and its room, for a room's), and its channel. */
+interface StreamPlace extends HistorySource {
   readonly channel: string
   readonly mode: typeof MODE_META | typeof MODE_SESSION
 }
@@ -130,13 +127,13 @@ export class RedisRecovery implements RecoveryStore {
   /** Where a stream lives; its name must have passed `checkStream`. */
   #place (link: RecoveryLink, stream: string): StreamPlace {
     if (stream === ALL_STREAM) {
-      return { streamKey: allHistoryKey(link.keys, link.base), metaKey: allMetaKey(link.keys, link.base), channel: allChannel(link.base), mode: MODE_META }
+      return { streamKey: allHistoryKey(link.keys, link.base), metaKey: allMetaKey(link.keys, link.base), room: undefined, channel: allChannel(link.base), mode: MODE_META }
     }
     const name = stream.slice(2)
     if (stream.startsWith('r:')) {
-      return { streamKey: roomHistoryKey(link.keys, name), metaKey: roomMetaKey(link.keys, name), channel: roomChannel(link.base, name), mode: MODE_META }
+      return { streamKey: roomHistoryKey(link.keys, name), metaKey: roomMetaKey(link.keys, name), room: name, channel: roomChannel(link.base, name), mode: MODE_META }
     }
-    return { streamKey: clientHistoryKey(link.keys, name), metaKey: sessionKey(link.keys, name), channel: clientChannel(link.base, name), mode: MODE_SESSION }
+    return { streamKey: clientHistoryKey(link.keys, name), metaKey: sessionKey(link.keys, name), room: undefined, channel: clientChannel(link.base, name), mode: MODE_SESSION }
   }
 
   record (envelope: HubEnvelope): boolean {
@@ -204,10 +201,7 @@ export class RedisRecovery implements RecoveryStore {
 
   async read (stream: string, after: StreamPosition | null): Promise<HistoryRead> {
     checkStream(stream)
-    return await this.#ask((redis, link) => {
-      const place = this.#place(link, stream)
-      return readHistory(redis, place.streamKey, place.metaKey, after, this.#limits.maxMessages)
-    })
+    return await this.#ask((redis, link) => readHistory(redis, this.#place(link, stream), after, this.#limits.maxMessages))
   }
 
   createSession (clientId: string, record: SessionRecord): Promise<void> {
