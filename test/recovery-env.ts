@@ -145,3 +145,29 @@ export async function rawSession (t: TestContext, url: string, resume?: { id: st
     }
   }
 }
+
+/**
+ * Checks each publisher's ticks arrived exactly once each (1 to `expected[from]`), and in the
+ * order sent within each stream (`to`): the order a Redis Cluster keeps, where streams live on
+ * different shards.
+ * @returns a description of what is wrong, or '' when nothing is
+ */
+export function checkTicksPerStream (log: TickLog, expected: Readonly<Record<string, number>>): string {
+  const seen = new Map<string, Set<number>>()
+  const lastInStream = new Map<string, number>()
+  for (const tick of log.ticks) {
+    const numbers = seen.get(tick.from) ?? new Set<number>()
+    seen.set(tick.from, numbers)
+    if (numbers.has(tick.n)) return `${tick.from}: ${tick.n} twice`
+    numbers.add(tick.n)
+    const stream = `${tick.from} to ${tick.to}`
+    if ((lastInStream.get(stream) ?? 0) > tick.n) return `${stream}: ${tick.n} after ${lastInStream.get(stream) ?? 0}`
+    lastInStream.set(stream, tick.n)
+  }
+  for (const [from, count] of Object.entries(expected)) {
+    const numbers = seen.get(from) ?? new Set<number>()
+    if (numbers.size !== count) return `${from}: got ${numbers.size} of ${count}`
+    for (let n = 1; n <= count; n++) if (!numbers.has(n)) return `${from}: ${n} missing`
+  }
+  return ''
+}

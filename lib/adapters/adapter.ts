@@ -39,7 +39,11 @@ export type HubEnvelope = BroadcastEnvelope | DirectEnvelope
 export interface HubNode {
   /** Unique id of this node (process) in the cluster. */
   readonly nodeId: string
-  /** Delivers an envelope published by another node to this node's matching clients. */
+  /**
+   * Delivers an envelope published by another node to this node's matching clients; or a recorded
+   * one (`RecordedEnvelope`, with its position in its stream's history), from any node this one
+   * included: a node gets its own recorded publishes back from the store, in stream order.
+   */
   deliver (envelope: HubEnvelope): void
   /** Open clients on this node. */
   onlineCount (): number
