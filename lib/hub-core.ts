@@ -428,7 +428,10 @@ export class HubCore implements HubNode {
     })
   }
 
-  /** Calls `write` for each local client an envelope is for (a multi-room copy: see `BroadcastEnvelope.via`). */
+  /**
+   * Calls `write` for each local client an envelope is for. A recorded broadcast to several rooms
+   * comes as one copy per room, each with `via` (see `BroadcastEnvelope.via`).
+   */
   #eachTarget (envelope: HubEnvelope, write: (client: Client) => void): void {
     if (envelope.kind === 'send') {
       const client = this.clients.get(envelope.to)
@@ -439,17 +442,6 @@ export class HubCore implements HubNode {
     if (rooms === undefined) {
       for (const client of this.clients.values()) {
         if (client.id !== except) write(client)
-      }
-      return
-    }
-    if (via === undefined && rooms.length > 1) {
-      const mark = ++this.#broadcastMark
-      for (const name of rooms) {
-        for (const client of this.rooms.get(name) ?? []) {
-          if (client._broadcastMark === mark) continue
-          client._broadcastMark = mark
-          if (client.id !== except) write(client)
-        }
       }
       return
     }

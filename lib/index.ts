@@ -55,9 +55,12 @@ export type {
   JsonSchemaObject
 } from './typed/index.ts'
 export type { OutgoingMessage } from './message.ts'
-export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions } from './options.ts'
+export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions, RecoveryOptions } from './options.ts'
 export type { HubStats } from './stats.ts'
 export type { TypedRouteDescription } from './hub-core.ts'
 export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope, Interest } from './adapters/adapter.ts'
 export { memoryAdapter, MemoryBus } from './adapters/memory.ts'
 export type { MemoryAdapterOptions } from './adapters/memory.ts'
+export type {
+  HistoryEntry, HistoryRead, Origin, RecordedEnvelope, RecordedPosition, RecoveryLimits, RecoveryStore, SessionRecord, StreamPosition
+} from './recovery/store.ts'

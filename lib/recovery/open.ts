@@ -9,7 +9,7 @@ import { parseResume, wantsResume } from './wire.ts'
 
 const OPEN = 1
 
-/** Ms a socket opened with the resume flag has to send its `$resume` frame. */
+/** Ms a socket opened with the resume flag has to send its `$resume` frame (or `readTimeout`, when shorter). */
 const RESUME_FRAME_TIMEOUT = 10_000
 
 /** The upgrade's admission slots: settled once the socket becomes a client (the id is known then). */
@@ -24,7 +24,7 @@ export interface PendingAdmission {
  * Waits for a resume flag's promised first frame, with the socket's other events covered meanwhile.
  * @returns its text, '' for a binary frame, or undefined when the socket closed or the time ran out (then closed 1008)
  */
-function firstFrame (socket: WebSocket): Promise<string | undefined> {
+function firstFrame (socket: WebSocket, timeout: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const done = (value: string | undefined): void => {
       clearTimeout(timer)
@@ -44,7 +44,7 @@ function firstFrame (socket: WebSocket): Promise<string | undefined> {
     const timer = setTimeout(() => {
       socket.close(CloseCode.policyViolation, 'expected a $resume frame first')
       done(undefined)
-    }, RESUME_FRAME_TIMEOUT)
+    }, timeout)
     socket.on('message', onMessage)
     socket.once('close', onClose)
     socket.on('error', onError)
@@ -72,7 +72,8 @@ export function openWithSession (
     openClient(create(undefined, admission.settle()), freshSession(core, store, digest))
     return
   }
-  firstFrame(socket).then(async (frame) => {
+  const readTimeout = core.options.readTimeout
+  firstFrame(socket, readTimeout > 0 ? Math.min(readTimeout, RESUME_FRAME_TIMEOUT) : RESUME_FRAME_TIMEOUT).then(async (frame) => {
     const request = frame === undefined ? undefined : parseResume(frame)
     const claimed = request === undefined
       ? undefined
