@@ -1,7 +1,7 @@
 import { expect, test } from 'tstyche'
 import WebSocket from 'ws'
 import { Type, defineRoute } from '../dist/index.js'
-import { createClient, HubClientError, type ClientStatus, type HubClient, type HubClientErrorCode, type IncomingData } from '../dist/client/index.js'
+import { createClient, HubClientError, type ClientSession, type ClientStatus, type HubClient, type HubClientErrorCode, type IncomingData } from '../dist/client/index.js'
 
 export const chatRoute = defineRoute({
   url: '/chat',
@@ -78,4 +78,13 @@ test('options are checked', () => {
   expect(createClient('ws://x', { reconnect: { initialDelay: '1' } })).type.toRaiseError()
   expect(new HubClientError('timeout', 'late').code).type.toBe<HubClientErrorCode>()
   expect(new HubClientError('room_full', 'full').code).type.not.toBe<unknown>()
+})
+
+test('the session: a property and an event, neither an event name a route may take', () => {
+  expect(client.session).type.toBe<ClientSession | undefined>()
+  expect(client.on('session', (session) => {
+    expect(session.id).type.toBe<string>()
+    expect(session.recovered).type.toBe<boolean>()
+  })).type.toBe<() => void>()
+  expect(client.session?.id).type.toBe<string | undefined>()
 })

@@ -8,7 +8,8 @@ import fastifyWsHub, {
   type Hub,
   type HubStats,
   type HubAdapter,
-  type NoParams
+  type NoParams,
+  type RecoveryStore
 } from '../dist/index.js'
 import { Cluster } from 'ioredis'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
@@ -25,6 +26,9 @@ test('register takes the SPEC options and rejects wrong ones', () => {
   expect(app.register).type.toBeCallableWith(fastifyWsHub, { heartbeat: false, handshakeMessage: false })
   expect(app.register).type.toBeCallableWith(fastifyWsHub, { handshakeMessage: (client: Client) => `hi ${client.id}` })
   expect(app.register).type.not.toBeCallableWith(fastifyWsHub, { heartbeat: { interval: '20s' } })
+  expect(app.register).type.toBeCallableWith(fastifyWsHub, { recovery: { maxDisconnection: 120_000, maxMessages: 10_000 } })
+  expect(app.register).type.toBeCallableWith(fastifyWsHub, { recovery: true })
+  expect(app.register).type.not.toBeCallableWith(fastifyWsHub, { recovery: { maxDisconnection: '2m' } })
   expect(app.register).type.not.toBeCallableWith(fastifyWsHub, { maxPayload: '64k' })
 })
 
@@ -120,8 +124,10 @@ test('client members are typed as the SPEC says', () => {
 })
 
 test('the Redis adapter is a HubAdapter, on a Redis or a Redis Cluster', () => {
-  expect(redisAdapter({ url: 'redis://127.0.0.1:6379' })).type.toBe<HubAdapter>()
-  expect(redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }, '127.0.0.1:7001', 7002] })).type.toBe<HubAdapter>()
+  expect(redisAdapter({ url: 'redis://127.0.0.1:6379' })).type.toBeAssignableTo<HubAdapter>()
+  expect(redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }, '127.0.0.1:7001', 7002] })).type.toBeAssignableTo<HubAdapter>()
+  // It keeps history and sessions: a hub with `recovery` can use it.
+  expect(redisAdapter().recovery).type.toBe<RecoveryStore>()
   expect(redisAdapter).type.toBeCallableWith({ client: new Cluster([7000]), unsubscribeDelay: 0 })
   expect(redisAdapter).type.not.toBeCallableWith({ cluster: 'localhost:7000' })
 })

@@ -110,9 +110,14 @@ test('client.sendEvent and client.hub.broadcastEvent take the route events only,
         expect(client.hub.broadcastEvent).type.not.toBeCallableWith('sayd', { from: 'a', text: 'b' })
         expect(client.hub.broadcastEvent).type.not.toBeCallableWith('said', { text: 'b' })
         expect(client.hub).type.toBe<Hub<{ said: { from: string, text: string }, left: string }>>()
+        expect(client.hub.sendEventTo).type.toBeCallableWith('some-id', 'said', { from: 'a', text: 'b' })
+        expect(client.hub.sendEventTo('some-id', 'left', 'x')).type.toBe<boolean>()
+        expect(client.hub.sendEventTo).type.not.toBeCallableWith('some-id', 'said', { from: 'a' })
+        expect(client.hub.sendEventTo).type.not.toBeCallableWith('some-id', 'nope', 'x')
       }
     },
     onOpen (client) {
+      expect(client.recovered).type.toBe<boolean>()
       expect(client.sendEvent).type.toBeCallableWith('left', 'x')
       expect(client.sendEvent).type.not.toBeCallableWith('nope', 'x')
     }
