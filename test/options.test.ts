@@ -31,7 +31,11 @@ const badOptions: Array<[string, unknown]> = [
   ['rateLimit.max', { rateLimit: { windowMs: 1000 } }],
   ['rateLimit.windowMs', { rateLimit: { max: 10 } }],
   ['adapter', { adapter: { publish () {} } }],
-  ['websocket', { websocket: 'yes' }]
+  ['websocket', { websocket: 'yes' }],
+  ['recovery', { recovery: 'yes' }],
+  ['recovery.maxDisconnection', { recovery: { maxDisconnection: 0 } }],
+  ['recovery.maxMessages', { recovery: { maxMessages: 2.5 } }],
+  ['recovery.maxMessage', { recovery: { maxMessage: 10 } }]
 ]
 
 for (const [name, options] of badOptions) {
