@@ -15,7 +15,7 @@ import type { ResolvedHubOptions } from './options.ts'
 import { createCounters, type HubStats } from './stats.ts'
 import { RELEASE_PROBE } from './recovery/session.ts'
 import type { RecordedEnvelope, RecoveryStore } from './recovery/store.ts'
-import { withPosition } from './recovery/wire.ts'
+import { encodePosition, withPosition } from './recovery/wire.ts'
 
 const OPEN = 1
 const RESOLVED = Promise.resolve()
@@ -124,7 +124,8 @@ export class HubCore implements HubNode {
         if (client._session !== undefined) ids.push(client.id)
       }
       if (ids.length > 0 || this.rooms.size > 0) store.touchSessions(ids, [...this.rooms.keys()])
-    }, Math.max(1000, Math.floor(limits.maxDisconnection / 4))).unref()
+      // A quarter of the session's life left between two renewals, whatever maxDisconnection is.
+    }, Math.max(10, Math.floor(limits.maxDisconnection / 4))).unref()
   }
 
   stopKeepingSessions (): void {
@@ -413,6 +414,7 @@ export class HubCore implements HubNode {
     // position, which the history covers.
     const missed = last !== undefined && last.epoch === epoch && offset > last.offset + 1
     if (last === undefined || last.epoch !== epoch || offset > last.offset) this.#delivered.set(stream, { epoch, offset })
+    let positionOnly: EncodedMessage | undefined
     this.#eachTarget(envelope, (client) => {
       const session = client._session
       if (session === undefined) {
@@ -425,14 +427,27 @@ export class HubCore implements HubNode {
         withPos ??= { payload: withPosition(envelope.payload, stream, epoch, offset), binary: false }
         this.writeRecorded(client, withPos, withPosFrame ??= frameData(withPos.payload, false))
       }
+    }, (client) => {
+      // It gets this broadcast through an earlier room's copy; its position in this room still
+      // moves past this copy, or a resume after it left the earlier room would give it again.
+      const session = client._session
+      if (session === undefined) return
+      if (session.pending !== undefined) {
+        session.pending.push(envelope)
+      } else if (missed) {
+        if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+      } else {
+        this.writeRecorded(client, positionOnly ??= { payload: encodePosition(stream, epoch, offset), binary: false })
+      }
     })
   }
 
   /**
    * Calls `write` for each local client an envelope is for. A recorded broadcast to several rooms
-   * comes as one copy per room, each with `via` (see `BroadcastEnvelope.via`).
+   * comes as one copy per room, each with `via` (see `BroadcastEnvelope.via`); `skipped` gets the
+   * members of that room who get another room's copy.
    */
-  #eachTarget (envelope: HubEnvelope, write: (client: Client) => void): void {
+  #eachTarget (envelope: HubEnvelope, write: (client: Client) => void, skipped?: (client: Client) => void): void {
     if (envelope.kind === 'send') {
       const client = this.clients.get(envelope.to)
       if (client !== undefined) write(client)
@@ -451,7 +466,10 @@ export class HubCore implements HubNode {
     const earlier = via === undefined ? [] : rooms.slice(0, rooms.indexOf(via))
     for (const client of members) {
       if (client.id === except) continue
-      if (earlier.length > 0 && earlier.some(name => client._rooms?.has(name) === true)) continue
+      if (earlier.length > 0 && earlier.some(name => client._rooms?.has(name) === true)) {
+        skipped?.(client)
+        continue
+      }
       write(client)
     }
   }

@@ -224,3 +224,131 @@ test('replay order: each stream in offset order, each publisher in its order, th
   assert.equal(addressedTo({ offset: 1, envelope: { ...broadcast, via: undefined }, origin }, 'c', new Set(['a', 'b'])), true)
   assert.equal(addressedTo({ offset: 1, envelope: { ...broadcast, except: 'c' }, origin }, 'c', new Set(['b'])), false)
 })
+
+/** Sends a request on a raw session and waits for its answer. */
+async function request (session: Awaited<ReturnType<typeof rawSession>>, type: string, data: unknown, id: number): Promise<void> {
+  session.socket.send(JSON.stringify({ type, id, data }))
+  await waitFor(() => session.frames.some(frame => (frame as { id?: number }).id === id), 2000, `the answer to ${id}`)
+}
+
+test('a resume cannot start a room before the session joined it, nor everyone\'s stream before it began', async (t) => {
+  const { app, url } = await startRecoveryHub(t)
+  const hub = ticksOf(app)
+  const member = await rawSession(t, url)
+  await member.session()
+  await request(member, 'join', { room: 'secret' }, 1)
+  for (let n = 1; n <= 5; n++) hub.broadcastEvent('tick', { n, from: 'hub', to: 'secret' }, { room: 'secret' })
+  for (let n = 1; n <= 3; n++) hub.broadcastEvent('tick', { n, from: 'hub', to: '*' })
+  const late = await rawSession(t, url)
+  const { id, token } = await late.session()
+  await request(late, 'join', { room: 'secret' }, 1)
+  hub.broadcastEvent('tick', { n: 6, from: 'hub', to: 'secret' }, { room: 'secret' })
+  await waitFor(() => late.frames.some(frame => frame.type === 'tick'), 2000, 'tick 6')
+  const positions = late.positions()
+  const epoch = (positions['r:secret'] as [string, number])[0]
+  late.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const allEpoch = (member.positions()['*'] as [string, number])[0]
+  const back = await rawSession(t, url, { id, token, positions: { ...positions, 'r:secret': [epoch, 0], '*': [allEpoch, 0] } })
+  assert.equal((await back.session()).recovered, true)
+  await sleep(100)
+  // It claims to have seen nothing: it gets what came after its join (tick 6), nothing from before
+  // the join (1 to 5), nothing sent to everyone before its session began.
+  assert.deepEqual(back.frames.filter(frame => frame.type === 'tick').map(frame => (frame.data as { n: number }).n), [6])
+})
+
+test('a broadcast to two rooms got through the first, then the first left: a resume does not give it again', async (t) => {
+  const { app, url } = await startRecoveryHub(t)
+  const client = await rawSession(t, url)
+  const { id, token } = await client.session()
+  await request(client, 'join', { room: 'A' }, 1)
+  await request(client, 'join', { room: 'B' }, 2)
+  ticksOf(app).broadcastEvent('tick', { n: 1, from: 'hub', to: 'A+B' }, { room: ['A', 'B'] })
+  await waitFor(() => client.frames.some(frame => frame.type === '$pos'), 2000, 'the tick and B\'s position')
+  assert.deepEqual(client.frames.filter(frame => frame.type === 'tick').length, 1)
+  await request(client, 'leave', { room: 'A' }, 3)
+  const positions = client.positions()
+  client.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const back = await rawSession(t, url, { id, token, positions })
+  assert.equal((await back.session()).recovered, true)
+  await sleep(100)
+  assert.deepEqual(back.frames.filter(frame => frame.type === 'tick'), [])
+})
+
+test('frames sent with the resume frame, in one TCP write, are handled after the opening, in order', async (t) => {
+  const { app, url } = await startRecoveryHub(t)
+  const first = await rawSession(t, url)
+  const { id, token } = await first.session()
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const socket = new WebSocket(`${url}?_resume=1`)
+  t.after(() => socket.terminate())
+  const frames: string[] = []
+  socket.on('message', data => frames.push((data as Buffer).toString()))
+  await new Promise(resolve => socket.once('open', resolve))
+  const tcp = (socket as unknown as { _socket: import('node:net').Socket })._socket
+  tcp.cork()
+  socket.send(JSON.stringify({ type: '$resume', data: { id, token, positions: {} } }))
+  socket.send(JSON.stringify({ type: 'join', id: 7, data: { room: 'x' } }))
+  socket.send(JSON.stringify({ type: 'join', id: 8, data: { room: 'y' } }))
+  tcp.uncork()
+  await waitFor(() => frames.some(text => text.includes('"id":8')), 2000, 'both joins answered')
+  const order = frames.map(text => (JSON.parse(text) as { type?: string, id?: number })).filter(frame => frame.type === '$session' || frame.id !== undefined).map(frame => frame.id ?? frame.type)
+  assert.deepEqual(order, ['$session', 7, 8])
+})
+
+test('an invalid frame right behind the resume frame closes that socket (1002) and nothing else', async (t) => {
+  const { app, url } = await startRecoveryHub(t)
+  const first = await rawSession(t, url)
+  const { id, token } = await first.session()
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const socket = new WebSocket(`${url}?_resume=1`)
+  t.after(() => socket.terminate())
+  socket.on('error', () => {})
+  await new Promise(resolve => socket.once('open', resolve))
+  const closed = new Promise<number>(resolve => socket.on('close', code => resolve(code)))
+  const tcp = (socket as unknown as { _socket: import('node:net').Socket })._socket
+  tcp.cork()
+  socket.send(JSON.stringify({ type: '$resume', data: { id, token, positions: {} } }))
+  // A frame with the reserved opcode 3 (masked, empty): ws refuses it with 1002.
+  tcp.write(Buffer.from([0x83, 0x80, 0, 0, 0, 0]))
+  tcp.uncork()
+  assert.equal(await closed, 1002)
+  const other = await rawSession(t, url)
+  assert.equal((await other.session()).recovered, false, 'the hub still serves')
+})
+
+test('params are compared in any key order; params JSON cannot hold open without a resumable session', async (t) => {
+  let flip = false
+  const { app, url } = await startRecoveryHub(t, {}, (user) => {
+    flip = !flip
+    if (user === 'big') return { big: 1n } as unknown as Record<string, unknown>
+    return flip ? { user, role: 'member' } : { role: 'member', user }
+  })
+  const first = await rawSession(t, `${url}?user=ann`)
+  const { id, token } = await first.session()
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const back = await rawSession(t, `${url}?user=ann`, { id, token })
+  assert.equal((await back.session()).recovered, true)
+
+  const big = await rawSession(t, `${url}?user=big`)
+  const bigSession = await big.session()
+  big.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(bigSession.id), 2000, 'gone')
+  const bigBack = await rawSession(t, `${url}?user=big`, { id: bigSession.id, token: bigSession.token })
+  assert.equal((await bigBack.session()).recovered, false)
+})
+
+test('a short maxDisconnection: a connected session stays alive however long it stays connected', async (t) => {
+  const { app, url } = await startRecoveryHub(t, { recovery: { maxDisconnection: 200, maxMessages: 100 } })
+  const first = await rawSession(t, url)
+  const { id, token } = await first.session()
+  await sleep(1000)
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const back = await rawSession(t, url, { id, token })
+  assert.equal((await back.session()).recovered, true)
+})

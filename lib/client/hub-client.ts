@@ -29,6 +29,8 @@ class Connection {
   #token: string | undefined
   /** The last position seen in each stream, for `$resume`. */
   readonly #positions = new Map<string, Position>()
+  /** This connection presented a session and has not been told its outcome yet. */
+  #resuming = false
   readonly #url: string
   readonly #options: ResolvedOptions
   readonly #listeners = new Map<string, Set<Listener>>()
@@ -99,6 +101,7 @@ class Connection {
     const resume = this.#token === undefined
       ? undefined
       : encodeMessage('$resume', { id: this.session?.id, token: this.#token, positions: Object.fromEntries(this.#positions) })
+    this.#resuming = resume !== undefined
     let socket: ClientSocket
     try {
       socket = new this.#options.WebSocket(resume === undefined ? this.#url : resumeUrl(this.#url))
@@ -154,6 +157,8 @@ class Connection {
     // The position is kept before any listener runs, so that a listener sees it up to date
     const position = readPosition(frame.pos)
     if (position !== undefined) this.#positions.set(...position)
+    // A position alone: an event of that stream reached this client another way (another room)
+    if (type === '$pos') return
     if (type === 'error') {
       const failure = new HubClientError(String(error?.code), String(error?.message))
       if (typeof id !== 'number' || !this.#requests.fail(id, failure)) this.#emit('error', failure)
@@ -166,9 +171,14 @@ class Connection {
 
   /** A `$session` frame: the session to resume next time; a fresh one drops the old positions. */
   #newSession (data: unknown): void {
-    const { id, token, recovered } = (data ?? {}) as { id?: unknown, token?: unknown, recovered?: unknown }
+    const { id, token, recovered, streams } = (data ?? {}) as { id?: unknown, token?: unknown, recovered?: unknown, streams?: unknown }
     if (typeof id !== 'string' || typeof token !== 'string') return
+    this.#resuming = false
     if (recovered !== true) this.#positions.clear()
+    // Streams of rooms left since are forgotten: the resume frame holds the session's streams only
+    if (Array.isArray(streams)) {
+      for (const stream of [...this.#positions.keys()]) if (!streams.includes(stream)) this.#positions.delete(stream)
+    }
     this.#token = token
     this.session = { id, recovered: recovered === true }
     this.#emit('session', this.session)
@@ -176,6 +186,9 @@ class Connection {
 
   #disconnected (code: number): void {
     this.#socket = undefined
+    // A resume frame the hub refused as too big: the next connection starts a fresh session
+    if (this.#resuming && code === 1009) this.#token = this.session = undefined
+    this.#resuming = false
     this.#requests.close(false)
     if (isFinalCode(code) || this.#attempt >= this.#options.maxRetries) return this.#end()
     const delay = backoffDelay(this.#attempt++, this.#options.initialDelay, this.#options.maxDelay)

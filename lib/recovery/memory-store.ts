@@ -10,6 +10,8 @@ interface History {
   readonly epoch: string
   offset: number
   readonly entries: HistoryEntry[]
+  /** Last publish, or last time a node with members said the room is alive (`touchSessions`). */
+  usedAt: number
 }
 
 /** A session and its own stream (events sent to its client). */
@@ -43,6 +45,7 @@ export class MemoryRecoveryHistory {
   readonly #ordinals = new WeakMap<HubNode, number>()
   #limits: RecoveryLimits = { maxDisconnection: 120_000, maxMessages: 10_000 }
   #created = 0
+  #appended = 0
 
   constructor (nodes: ReadonlySet<HubNode>) {
     this.#nodes = nodes
@@ -65,11 +68,16 @@ export class MemoryRecoveryHistory {
       claimSession: async (clientId, token, newToken) => this.#claim(clientId, token, newToken),
       joinSession: (clientId, room, position) => { this.#live(clientId)?.rooms.set(room, position) },
       leaveSession: (clientId, room) => { this.#live(clientId)?.rooms.delete(room) },
-      touchSessions: clientIds => {
-        const until = Date.now() + 2 * this.#limits.maxDisconnection
+      touchSessions: (clientIds, rooms) => {
+        const now = Date.now()
+        const until = now + 2 * this.#limits.maxDisconnection
         for (const id of clientIds) {
           const session = this.#live(id)
           if (session !== undefined) session.expiresAt = until
+        }
+        for (const room of rooms) {
+          const history = this.#streams.get(roomStream(room))
+          if (history !== undefined) history.usedAt = now
         }
       },
       endSession: (clientId, token) => {
@@ -105,7 +113,7 @@ export class MemoryRecoveryHistory {
       params: record.params,
       all: record.all,
       rooms: new Map(Object.entries(record.rooms)),
-      history: { epoch: newEpoch(), offset: 0, entries: [] },
+      history: { epoch: newEpoch(), offset: 0, entries: [], usedAt: Date.now() },
       expiresAt: Date.now() + 2 * this.#limits.maxDisconnection
     })
   }
@@ -141,6 +149,18 @@ export class MemoryRecoveryHistory {
     const first = history.entries[0]?.offset
     if (first === undefined || first > from + 1) return { ok: false, reason: 'trimmed' }
     return { ok: true, entries: history.entries.slice(from + 1 - first), top }
+  }
+
+  /**
+   * Forgets the rooms' streams unused for twice `maxDisconnection` (no publish, no member on any
+   * node): no session can want them any more, and a room per user must not stay in memory for
+   * ever. A room used again later starts a new epoch.
+   */
+  #forgetIdleStreams (): void {
+    const oldest = Date.now() - 2 * this.#limits.maxDisconnection
+    for (const [stream, history] of this.#streams) {
+      if (stream !== ALL_STREAM && history.usedAt < oldest) this.#streams.delete(stream)
+    }
   }
 
   /** Drops messages older than any session can want: twice `maxDisconnection`. */
@@ -179,7 +199,7 @@ export class MemoryRecoveryHistory {
   #streamOf (stream: string): History {
     let history = this.#streams.get(stream)
     if (history === undefined) {
-      history = { epoch: newEpoch(), offset: 0, entries: [] }
+      history = { epoch: newEpoch(), offset: 0, entries: [], usedAt: Date.now() }
       this.#streams.set(stream, history)
     }
     return history
@@ -188,7 +208,10 @@ export class MemoryRecoveryHistory {
   #append (stream: string, history: History, envelope: HubEnvelope, origin: HistoryEntry['origin']): void {
     const offset = ++history.offset
     history.entries.push({ offset, envelope, origin })
+    history.usedAt = origin.publishedAt
     if (history.entries.length > this.#limits.maxMessages) history.entries.shift()
+    this.#trimByAge(history)
+    if (++this.#appended % 1024 === 0) this.#forgetIdleStreams()
     const recorded = { ...envelope, position: { stream, epoch: history.epoch, offset }, origin } as RecordedEnvelope
     for (const node of this.#nodes) node.deliver(recorded)
   }

@@ -1,5 +1,5 @@
-import type { WebSocket } from 'ws'
-import type { Client } from '../client.ts'
+import type { RawData, WebSocket } from 'ws'
+import type { Client, QueuedMessage } from '../client.ts'
 import { CloseCode } from '../constants.ts'
 import type { HubCore } from '../hub-core.ts'
 import { openClient } from '../read-loop.ts'
@@ -21,34 +21,60 @@ export interface PendingAdmission {
 }
 
 /**
- * Waits for a resume flag's promised first frame, with the socket's other events covered meanwhile.
- * @returns its text, '' for a binary frame, or undefined when the socket closed or the time ran out (then closed 1008)
+ * Holds a socket between its upgrade and its client: every frame it sends is kept in order (the
+ * first is the promised `$resume`), and errors have a listener (ws reports protocol errors there
+ * before closing; an 'error' event without a listener would throw and end the process). `pause()`
+ * stops the socket's reads, but frames already read in the same chunk still come: they are queued.
  */
-function firstFrame (socket: WebSocket, timeout: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const done = (value: string | undefined): void => {
-      clearTimeout(timer)
-      socket.removeListener('message', onMessage)
-      socket.removeListener('close', onClose)
-      socket.removeListener('error', onError)
-      resolve(value)
-    }
-    const onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
-      // The rest waits, in order, for the client's own listeners.
-      socket.pause()
-      done(isBinary ? '' : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'))
-    }
-    const onClose = (): void => done(undefined)
-    // ws reports protocol errors here before it closes; the close settles the wait.
-    const onError = (): void => {}
-    const timer = setTimeout(() => {
+class HeldSocket {
+  readonly first: Promise<string | undefined>
+  /** Frames after the first, for the client's read loop. */
+  readonly later: QueuedMessage[] = []
+  readonly #socket: WebSocket
+  #timer: NodeJS.Timeout | undefined
+  #settle: (frame: string | undefined) => void = () => {}
+  #seen = false
+
+  constructor (socket: WebSocket, timeout: number) {
+    this.#socket = socket
+    this.first = new Promise((resolve) => { this.#settle = resolve })
+    socket.on('message', this.#onMessage)
+    socket.on('close', this.#onClose)
+    socket.on('error', this.#onError)
+    this.#timer = setTimeout(() => {
       socket.close(CloseCode.policyViolation, 'expected a $resume frame first')
-      done(undefined)
+      this.#done(undefined)
     }, timeout)
-    socket.on('message', onMessage)
-    socket.once('close', onClose)
-    socket.on('error', onError)
-  })
+  }
+
+  readonly #onMessage = (data: RawData, isBinary: boolean): void => {
+    const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+    if (this.#seen) {
+      this.later.push({ data: isBinary ? bytes : bytes.toString('utf8'), isBinary })
+      return
+    }
+    this.#seen = true
+    this.#socket.pause()
+    this.#done(isBinary ? '' : bytes.toString('utf8'))
+  }
+
+  readonly #onClose = (): void => { this.#done(undefined) }
+
+  readonly #onError = (): void => {}
+
+  #done (frame: string | undefined): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#settle(frame)
+  }
+
+  /** Lets go of the socket: the client's read loop has its own listeners now (or the socket is gone). */
+  release (): void {
+    clearTimeout(this.#timer)
+    this.#socket.removeListener('message', this.#onMessage)
+    this.#socket.removeListener('close', this.#onClose)
+    this.#socket.removeListener('error', this.#onError)
+  }
 }
 
 /**
@@ -73,7 +99,8 @@ export function openWithSession (
     return
   }
   const readTimeout = core.options.readTimeout
-  firstFrame(socket, readTimeout > 0 ? Math.min(readTimeout, RESUME_FRAME_TIMEOUT) : RESUME_FRAME_TIMEOUT).then(async (frame) => {
+  const held = new HeldSocket(socket, readTimeout > 0 ? Math.min(readTimeout, RESUME_FRAME_TIMEOUT) : RESUME_FRAME_TIMEOUT)
+  held.first.then(async (frame) => {
     const request = frame === undefined ? undefined : parseResume(frame)
     const claimed = request === undefined
       ? undefined
@@ -82,13 +109,18 @@ export function openWithSession (
         return undefined
       })
     if (frame === undefined || socket.readyState !== OPEN || core.closing) {
+      held.release()
       admission.release()
       if (socket.readyState === OPEN) socket.close(CloseCode.goingAway, 'server shutdown')
       return
     }
     const client = create(claimed?.id, admission.settle())
+    // What came after the resume frame waits, in order, for the end of the opening (it is handled then).
+    if (held.later.length > 0) client._queue = held.later
     openClient(client, claimed === undefined ? freshSession(core, store, digest) : resumedSession(core, store, claimed))
-  }, (error: unknown) => {
+    held.release()
+  }).catch((error: unknown) => {
+    held.release()
     admission.release()
     core.log.error({ err: error }, 'fastify-ws-hub: resume failed')
     socket.terminate()

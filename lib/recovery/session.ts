@@ -5,7 +5,7 @@ import type { HubCore } from '../hub-core.ts'
 import type { EncodedMessage } from '../message.ts'
 import { addressedTo, replayOrder, type MissedStream } from './replay.ts'
 import { ALL_STREAM, clientStream, roomStream, type HistoryEntry, type RecordedEnvelope, type RecoveryStore, type StreamPosition } from './store.ts'
-import { encodeSession, withPosition, type ResumeRequest } from './wire.ts'
+import { encodePosition, encodeSession, withPosition, type ResumeRequest } from './wire.ts'
 
 /**
  * Ms a resume waits for the node that still holds the session (a half-open socket) to let it go:
@@ -48,9 +48,25 @@ function digest (text: string): string {
   return createHash('sha256').update(text).digest('base64url')
 }
 
-/** The digest of a client's params: a session resumes only for the same params (`onUpgrade` ran again). */
+/** JSON with every object's keys sorted: the same params give the same text whatever order `onUpgrade` built them in. */
+function canonicalJson (value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return item
+    return Object.fromEntries(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  })
+}
+
+/**
+ * The digest of a client's params: a session resumes only for the same params (`onUpgrade` ran
+ * again). Params that JSON cannot hold (a BigInt, a cycle) get a digest of their own each time:
+ * such a session can never be resumed, but the client opens.
+ */
 export function paramsDigest (params: object): string {
-  return digest(JSON.stringify(params))
+  try {
+    return digest(canonicalJson(params))
+  } catch {
+    return newToken()
+  }
 }
 
 function newToken (): string {
@@ -62,28 +78,74 @@ function positioned (payload: Buffer, stream: string, epoch: string, offset: num
   return { payload: withPosition(payload, stream, epoch, offset), binary: false }
 }
 
+/** A stream as the greeting writes it: where it stands and what the client is still owed. */
+interface StreamState {
+  readonly stream: string
+  /** Its history's last position as read (null: no history when it was read). */
+  readonly top: StreamPosition | null
+  /** What the history gave after the client's position, in offset order. */
+  readonly entries: readonly HistoryEntry[]
+}
+
 /**
- * Writes the messages that arrived while the session was set up, skipping those the history
- * already gave (at or before each stream's top), and makes the client live.
+ * Writes the `$session` frame, then what the client is owed, and makes it live: per stream, the
+ * history's entries and, after them, what arrived live meanwhile (`pending`) past the history's
+ * top. Events for the client go in replay order (each stream in offset order, each publisher in
+ * its order); entries that are not for it (another room's copy of a broadcast to several rooms)
+ * only move its position: a `$pos` frame ends each stream whose last entries it did not get, so
+ * that a later resume does not give them again. A gap in what arrived live (this node missed some
+ * events) closes the client with 1013 after what comes before the gap: it resumes from there.
  */
-function flushPending (core: HubCore, client: Client, session: ClientSession, tops: ReadonlyMap<string, StreamPosition | null>): void {
+function greetSession (core: HubCore, client: Client, session: ClientSession, token: string, states: readonly StreamState[]): void {
+  core.writeMessage(client, { payload: encodeSession(client.id, token, session.recovered, states.map(state => state.stream)), binary: false })
   const pending = session.pending ?? []
   session.pending = undefined
-  const last = new Map(tops)
+  const owed = new Map<string, { epoch: string | undefined, entries: HistoryEntry[] }>()
+  for (const { stream, top, entries } of states) owed.set(stream, { epoch: top?.epoch, entries: [...entries] })
+  let gap = false
   for (const envelope of pending) {
     const { stream, epoch, offset } = envelope.position
-    const top = last.get(stream)
-    if (top !== undefined && top !== null && top.epoch === epoch) {
-      if (offset <= top.offset) continue
-      // Some did not arrive between the history's end and this one: the position must not jump them.
-      if (offset > top.offset + 1) {
-        client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
-        return
-      }
+    let state = owed.get(stream)
+    if (state === undefined) owed.set(stream, state = { epoch, entries: [] })
+    const last = state.entries.at(-1)?.offset ?? states.find(known => known.stream === stream)?.top?.offset ?? 0
+    if (state.epoch === epoch && offset <= last) continue
+    // Another epoch, or offsets skipped: events this node never got.
+    if ((state.epoch !== undefined && state.epoch !== epoch) || offset !== last + 1) {
+      gap = true
+      continue
     }
-    last.set(stream, { epoch, offset })
-    if (!core.writeRecorded(client, positioned(envelope.payload, stream, epoch, offset))) return
+    state.epoch = epoch
+    state.entries.push({ offset, envelope, origin: envelope.origin })
   }
+  const missed: MissedStream[] = []
+  for (const [stream, { epoch, entries }] of owed) {
+    missed.push({ stream, epoch: epoch ?? '', entries: entries.filter(entry => addressedTo(entry, client.id, client.rooms)) })
+  }
+  const written = new Map<string, number>()
+  for (const { stream, epoch, entry } of replayOrder(missed)) {
+    if (!core.writeRecorded(client, positioned(entry.envelope.payload, stream, epoch, entry.offset))) return
+    written.set(stream, entry.offset)
+  }
+  for (const [stream, { epoch, entries }] of owed) {
+    const end = entries.at(-1)?.offset
+    if (epoch !== undefined && end !== undefined && end !== written.get(stream)) {
+      if (!core.writeRecorded(client, { payload: encodePosition(stream, epoch, end), binary: false })) return
+    }
+  }
+  if (gap && client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+}
+
+/**
+ * Where a stream's replay starts: the client's position, but never before the session's own
+ * start in that stream (its join of the room, its start for `*`), so that a client cannot read
+ * what was sent before it was there. A client's position in another epoch than the recorded one is
+ * taken as it is: either the stream's history was lost since (then the whole new epoch is after
+ * the join) or it is not the stream's epoch (then the read refuses it).
+ */
+function startOf (client: StreamPosition | undefined, recorded: StreamPosition | null): StreamPosition | null {
+  if (client === undefined) return recorded
+  if (recorded !== null && recorded.epoch === client.epoch && recorded.offset > client.offset) return recorded
+  return client
 }
 
 /**
@@ -103,8 +165,8 @@ export async function claimSession (core: HubCore, store: RecoveryStore, request
   store.touchSessions([request.id], [])
   const rooms = Object.keys(claimed.rooms)
   const plan = [
-    { stream: ALL_STREAM, after: request.positions.get(ALL_STREAM) ?? claimed.all },
-    ...rooms.map(room => ({ stream: roomStream(room), after: request.positions.get(roomStream(room)) ?? claimed.rooms[room] ?? null })),
+    { stream: ALL_STREAM, after: startOf(request.positions.get(ALL_STREAM), claimed.all) },
+    ...rooms.map(room => ({ stream: roomStream(room), after: startOf(request.positions.get(roomStream(room)), claimed.rooms[room] ?? null) })),
     { stream: clientStream(request.id), after: request.positions.get(clientStream(request.id)) ?? null }
   ]
   const reads = await Promise.all(plan.map(({ stream, after }) => store.read(stream, after)))
@@ -126,31 +188,22 @@ export async function claimSession (core: HubCore, store: RecoveryStore, request
  * greeting writes the missed messages in replay order, then the pending ones not already given.
  */
 export function resumedSession (core: HubCore, store: RecoveryStore, claimed: Claimed): SessionOpening {
-  const tops = new Map<string, StreamPosition | null>()
-  let missed: MissedStream[] = []
+  let states: StreamState[] = []
   return {
     async prepare (client: Client): Promise<void> {
       const session: ClientSession = { tokenDigest: digest(claimed.token), recovered: true, pending: [] }
       client._session = session
       await Promise.all(claimed.rooms.map(room => core.join(client, room)))
       const rest = await Promise.all(claimed.reads.map(first => store.read(first.stream, first.top ?? first.after)))
-      missed = claimed.reads.map((first, index) => {
+      states = claimed.reads.map((first, index) => {
         const read = rest[index] as Awaited<ReturnType<RecoveryStore['read']>>
         if (!read.ok) throw new Error(`the history of ${first.stream} changed during the resume (${read.reason})`)
-        const top = read.top ?? first.top
-        tops.set(first.stream, top)
-        const entries = [...first.entries, ...read.entries].filter(entry => addressedTo(entry, client.id, client.rooms))
-        return { stream: first.stream, epoch: top?.epoch ?? '', entries }
+        return { stream: first.stream, top: read.top ?? first.top, entries: [...first.entries, ...read.entries] }
       })
     },
     greet (client: Client): void {
-      const session = client._session as ClientSession
-      core.writeMessage(client, { payload: encodeSession(client.id, claimed.token, true), binary: false })
-      for (const { stream, epoch, entry } of replayOrder(missed)) {
-        if (!core.writeRecorded(client, positioned(entry.envelope.payload, stream, epoch, entry.offset))) return
-      }
-      missed = []
-      flushPending(core, client, session, tops)
+      greetSession(core, client, client._session as ClientSession, claimed.token, states)
+      states = []
     }
   }
 }
@@ -162,7 +215,7 @@ export function resumedSession (core: HubCore, store: RecoveryStore, claimed: Cl
  */
 export function freshSession (core: HubCore, store: RecoveryStore, params: string): SessionOpening {
   const token = newToken()
-  const tops = new Map<string, StreamPosition | null>()
+  let all: StreamPosition | null = null
   /** What arrived while the session was being set up, when setting it up failed. */
   let orphans: readonly RecordedEnvelope[] = []
   return {
@@ -170,8 +223,7 @@ export function freshSession (core: HubCore, store: RecoveryStore, params: strin
       const session: ClientSession = { tokenDigest: digest(token), recovered: false, pending: [] }
       client._session = session
       try {
-        const all = await store.top(ALL_STREAM)
-        tops.set(ALL_STREAM, all)
+        all = await store.top(ALL_STREAM)
         await store.createSession(client.id, { token: session.tokenDigest, params, all, rooms: {} })
       } catch (error) {
         core.log.warn({ err: error, clientId: client.id }, 'fastify-ws-hub: no session for this client (the history store did not answer); it cannot resume')
@@ -187,8 +239,10 @@ export function freshSession (core: HubCore, store: RecoveryStore, params: strin
         orphans = []
         return
       }
-      core.writeMessage(client, { payload: encodeSession(client.id, token, false), binary: false })
-      flushPending(core, client, session, tops)
+      greetSession(core, client, session, token, [
+        { stream: ALL_STREAM, top: all, entries: [] },
+        { stream: clientStream(client.id), top: null, entries: [] }
+      ])
     }
   }
 }

@@ -64,7 +64,7 @@ export type HistoryRead =
 
 /** A session as the store keeps it between connections. */
 export interface SessionRecord {
-  /** The secret that resumes it; rotated at each resume, so that it resumes once. */
+  /** Digest of the secret that resumes it; replaced at each resume, so that a token resumes once. */
   readonly token: string
   /** Digest of the client's params, so that a session resumes only for the same params. */
   readonly params: string

@@ -3,6 +3,7 @@ import type { StreamPosition } from './store.ts'
 // The recovery part of the typed wire format (README "Session recovery"):
 //   server → client, right after the handshake: {"type":"$session","data":{"id","token","recovered"}}
 //   server → client, every recorded event:      {"type":T,"data":D,"pos":[stream, epoch, offset]}
+//   server → client, a position without event:  {"type":"$pos","pos":[stream, epoch, offset]}
 //   client → server, first frame of a socket opened with `?_resume=1`:
 //     {"type":"$resume","data":{"id","token","positions":{stream: [epoch, offset]}}}
 
@@ -64,9 +65,17 @@ export function parseResume (frame: string): ResumeRequest | undefined {
   return { id, token, positions: result }
 }
 
-/** The `$session` frame's payload. */
-export function encodeSession (id: string, token: string, recovered: boolean): Buffer {
-  return Buffer.from(JSON.stringify({ type: '$session', data: { id, token, recovered } }), 'utf8')
+/** The `$session` frame's payload; `streams` are the session's, whose positions the client keeps. */
+export function encodeSession (id: string, token: string, recovered: boolean, streams: readonly string[]): Buffer {
+  return Buffer.from(JSON.stringify({ type: '$session', data: { id, token, recovered, streams } }), 'utf8')
+}
+
+/**
+ * A `$pos` frame: the client's position in a stream moves on without an event (those at the end
+ * of the stream reached it through another room: a broadcast to several rooms).
+ */
+export function encodePosition (stream: string, epoch: string, offset: number): Buffer {
+  return Buffer.from(`{"type":"$pos","pos":[${JSON.stringify(stream)},${JSON.stringify(epoch)},${offset}]}`, 'utf8')
 }
 
 /**
