@@ -13,7 +13,7 @@ import { frameData, type Frame } from './frame.ts'
 import type { EncodedMessage } from './message.ts'
 import type { ResolvedHubOptions } from './options.ts'
 import { createCounters, type HubStats } from './stats.ts'
-import { RELEASE_PROBE } from './recovery/session.ts'
+import { RELEASE_PROBE, type ClientSession } from './recovery/session.ts'
 import type { RecordedEnvelope, RecoveryStore } from './recovery/store.ts'
 import { encodePosition, withPosition } from './recovery/wire.ts'
 
@@ -421,6 +421,8 @@ export class HubCore implements HubNode {
         this.writeMessage(client, plain, plainFrame ??= frameData(plain.payload, plain.binary))
       } else if (session.pending !== undefined) {
         session.pending.push(envelope)
+      } else if (this.#given(client, session, envelope.position)) {
+        // The resume's replay gave it already (this node's subscription was behind the history).
       } else if (missed) {
         if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
       } else {
@@ -434,12 +436,31 @@ export class HubCore implements HubNode {
       if (session === undefined) return
       if (session.pending !== undefined) {
         session.pending.push(envelope)
+      } else if (this.#given(client, session, envelope.position)) {
+        // The resume's replay passed it already.
       } else if (missed) {
         if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
       } else {
         this.writeRecorded(client, positionOnly ??= { payload: encodePosition(stream, epoch, offset), binary: false })
       }
     })
+  }
+
+  /**
+   * Whether the greeting of a resumed (or new) session gave this recorded event already (see
+   * `ClientSession.floors`). The first event past a stream's floor ends it; one that skips offsets
+   * past it means this node never got some: the client is closed (1013) and resumes from there.
+   */
+  #given (client: Client, session: ClientSession, { stream, epoch, offset }: RecordedEnvelope['position']): boolean {
+    const floor = session.floors?.get(stream)
+    if (floor === undefined || floor.epoch !== epoch) return false
+    if (offset <= floor.offset) return true
+    session.floors?.delete(stream)
+    if (offset > floor.offset + 1) {
+      if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+      return true
+    }
+    return false
   }
 
   /**

@@ -25,6 +25,12 @@ export interface ClientSession {
    * the replay), written after them; undefined once the client is live.
    */
   pending: RecordedEnvelope[] | undefined
+  /**
+   * Per stream, the last offset the greeting gave (replayed, or passed with `$pos`): a node whose
+   * subscription runs behind (a backlog) can still bring events recorded before the history was
+   * read; those at or below it are not given again. A stream leaves it with its first event past it.
+   */
+  floors?: Map<string, StreamPosition>
 }
 
 /** What `openClient` runs for a session: `prepare` before the handshake, `greet` right after it. */
@@ -126,12 +132,19 @@ function greetSession (core: HubCore, client: Client, session: ClientSession, to
     if (!core.writeRecorded(client, positioned(entry.envelope.payload, stream, epoch, entry.offset))) return
     written.set(stream, entry.offset)
   }
+  const floors = new Map<string, StreamPosition>()
+  for (const state of states) {
+    if (state.top !== null) floors.set(state.stream, state.top)
+  }
   for (const [stream, { epoch, entries }] of owed) {
     const end = entries.at(-1)?.offset
-    if (epoch !== undefined && end !== undefined && end !== written.get(stream)) {
+    if (epoch === undefined || end === undefined) continue
+    floors.set(stream, { epoch, offset: end })
+    if (end !== written.get(stream)) {
       if (!core.writeRecorded(client, { payload: encodePosition(stream, epoch, end), binary: false })) return
     }
   }
+  session.floors = floors
   if (gap && client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
 }
 
