@@ -227,6 +227,96 @@ test('read gives what came after a position, or says why it cannot: epoch, trimm
   await assert.rejects(store.read('nonsense', null), TypeError)
 })
 
+test('history is bounded by age too: entries older than 2 × maxDisconnection go as later ones are recorded, at most 2 per record', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const prefix = uniquePrefix()
+  const a = fakeNode()
+  // Entries live 600 ms at most; the stream keeps up to 100 (the count bound plays no part here).
+  const adapter = await started(t, { url, prefix }, a, { maxDisconnection: 300, maxMessages: 100 })
+  const store = adapter.recovery
+  const raw = rawClient(t, url)
+  const key = `${prefix}:db0:history:room:{aged}`
+  await adapter.watch?.('room', 'aged')
+  const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+  const recordAndWait = async (...names: string[]): Promise<void> => {
+    const expected = a.delivered.length + names.length
+    for (const name of names) store.record(toRoom(name, 'aged'))
+    await eventually(() => a.delivered.length === expected, 3000, `the delivery of ${names.join(', ')}`)
+  }
+  const offsets = async (): Promise<number[]> => (await raw.xrange(key, '-', '+')).map(([id]) => Number.parseInt(id, 10))
+
+  await recordAndWait('m1', 'm2', 'm3')
+  const epoch = positioned(a.delivered[0]).position.epoch
+  // Each entry carries its record time (Redis's clock) in field t, before the body.
+  const [[, fields]] = await raw.xrange(key, '-', '+', 'COUNT', 1) as [[string, string[]]]
+  assert.equal(fields[0], 't')
+  const [seconds, micros] = await raw.time() as unknown as [string, string]
+  const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+  assert.ok(Math.abs(Number(fields[1]) - redisNow) < 1000, `t ${fields[1]}, Redis now ${redisNow}`)
+
+  await sleep(350)
+  await recordAndWait('m4')
+  // m1..m3 are 350 ms old: young enough.
+  assert.deepEqual(await offsets(), [1, 2, 3, 4])
+  await sleep(300)
+  // m1..m3 are now past 600 ms, m4 is not: this record removes two of them, the next one the third.
+  await recordAndWait('m5')
+  assert.deepEqual(await offsets(), [3, 4, 5])
+  await recordAndWait('m6')
+  assert.deepEqual(await offsets(), [4, 5, 6])
+  await recordAndWait('m7')
+  assert.deepEqual(await offsets(), [4, 5, 6, 7])
+
+  // Reads: from before the entries that aged out is 'trimmed'; from what is left, all of it.
+  assert.deepEqual(await store.read('r:aged', null), { ok: false, reason: 'trimmed' })
+  assert.deepEqual(await store.read('r:aged', { epoch, offset: 1 }), { ok: false, reason: 'trimmed' })
+  assert.deepEqual(await store.read('r:aged', { epoch, offset: 2 }), { ok: false, reason: 'trimmed' })
+  const after3 = await store.read('r:aged', { epoch, offset: 3 })
+  assert.ok(after3.ok)
+  assert.deepEqual(payloads(after3.entries.map(entry => entry.envelope)), ['m4', 'm5', 'm6', 'm7'])
+  assert.deepEqual(after3.top, { epoch, offset: 7 })
+  assert.deepEqual(await store.top('r:aged'), { epoch, offset: 7 })
+
+  // An entry without t (not ours) at the head stops the removal behind it; nothing fails.
+  // (Records every 300-350 ms: a stream nobody records to for 600 ms expires whole.)
+  await raw.xtrim(key, 'MINID', '7')
+  await raw.xadd(key, '1000-0', 'x', 'y')
+  await raw.hset(`${prefix}:db0:meta:room:{aged}`, 'o', 1000)
+  await sleep(350)
+  await recordAndWait('m1001')
+  assert.deepEqual(await offsets(), [7, 1000, 1001])
+  await sleep(300)
+  await recordAndWait('m1002')
+  assert.deepEqual(await offsets(), [1000, 1001, 1002])
+  await sleep(350)
+  await recordAndWait('m1003')
+  await sleep(300)
+  await recordAndWait('m1004')
+  assert.deepEqual(await offsets(), [1000, 1001, 1002, 1003, 1004])
+  assert.equal(positioned(a.delivered.at(-1)).position.epoch, epoch)
+  assert.equal(adapter.stats?.().gaps, 0)
+
+  // A client's stream too.
+  const id = randomUUID()
+  await adapter.watch?.('client', id)
+  await store.createSession(id, session)
+  const clientKey = `${prefix}:db0:history:client:{${id}}`
+  const send = async (payload: string): Promise<void> => {
+    const expected = a.delivered.length + 1
+    store.record({ kind: 'send', to: id, payload: Buffer.from(payload), binary: false })
+    await eventually(() => a.delivered.length === expected, 3000, `the delivery of ${payload}`)
+  }
+  await send('c1')
+  await sleep(350)
+  // The session lives 600 ms past its last renewal.
+  store.touchSessions([id], [])
+  await send('c2')
+  await sleep(300)
+  await send('c3')
+  assert.deepEqual((await raw.xrange(clientKey, '-', '+')).map(([entryId]) => entryId), ['2-0', '3-0'])
+})
+
 test('a client\'s stream records only while it has a session', async (t) => {
   const url = await useRedis(t)
   if (url === undefined) return

@@ -4,12 +4,16 @@ import { decodeBody } from './record-codec.ts'
 import type { AnyRedis } from './transport.ts'
 
 // History in Redis Streams: one stream per audience (a room, everyone, one client), each entry
-// with the ID `<offset>-0` and the recorded body in field `m`. A stream's epoch and last offset
+// with the ID `<offset>-0`, its record time (Redis's clock, ms) in field `t` and the recorded body
+// in field `m`. A stream's epoch and last offset
 // live in a hash beside it (a room's or everyone's meta hash, or a client's session), on the
 // same slot as the stream and as the channel, so that one script appends and publishes at once.
 
 /** The name of the record script as ioredis knows it (`defineCommand`); long, as it lands on a client that may be the application's. */
 export const RECORD_COMMAND = 'fastifyWsHubRecord'
+
+/** The field of a stream entry that holds its record time: ms since the epoch, by Redis's clock (TIME), as decimal text. */
+const FIELD_TIME = 't'
 
 /** `mode` of the record script: the stream of a room or of everyone, whose meta hash the script creates when it is missing. */
 export const MODE_META = 'm'
@@ -28,6 +32,10 @@ export const MODE_SESSION = 's'
  * - A missing session: the message is published without being recorded (length 0, no position).
  * - A client's stream lives as long as its session (which `touchSessions` and `endSession` renew);
  *   a room's stream and meta live `ttl` past the last message (and `touchSessions` keeps the meta).
+ * - Bounds: `maxMessages` entries (MAXLEN), and none older than `ttl`: each call looks at the
+ *   stream's first entry and removes it while its `t` is older than that, at most 2 per call,
+ *   so that the cost of a call stays O(1) while old entries go faster than new ones come (a stream
+ *   nobody publishes to expires whole). An entry without `t` (not ours) stops the removal.
  * Returns what the publish returns: the subscribers reached.
  */
 const RECORD_SCRIPT = `
@@ -40,7 +48,19 @@ if (not e) and ARGV[5] == '${MODE_META}' then
 end
 if e then
   local o = redis.call('HINCRBY', KEYS[2], 'o', 1)
-  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], o .. '-0', 'm', ARGV[1])
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], o .. '-0', '${FIELD_TIME}', string.format('%d', now), 'm', ARGV[1])
+  local bound = now - tonumber(ARGV[4])
+  for _ = 1, 2 do
+    local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+    if not first then break end
+    local fields = first[2]
+    local t = fields[1] == '${FIELD_TIME}' and tonumber(fields[2])
+    if not t or t >= bound then break end
+    -- Below <offset>-1: this entry (its ID is <offset>-0) and nothing after it.
+    redis.call('XTRIM', KEYS[1], 'MINID', string.match(first[1], '^%d+') .. '-1')
+  end
   if ARGV[5] == '${MODE_META}' then
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
     redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -60,7 +80,7 @@ export interface RecordCall {
   /** The channel, as Redis knows it (keyPrefix included). */
   readonly channel: string
   readonly maxMessages: number
-  /** Ms a room's stream and meta hash outlive its last message. */
+  /** Ms a room's stream and meta hash outlive its last message, and the age past which an entry is removed. */
   readonly ttl: number
   readonly mode: typeof MODE_META | typeof MODE_SESSION
   /** The epoch should this call begin a new life of the stream. */
