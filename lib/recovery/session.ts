@@ -208,6 +208,8 @@ export function resumedSession (core: HubCore, store: RecoveryStore, claimed: Cl
       client._session = session
       await Promise.all(claimed.rooms.map(room => core.join(client, room)))
       const rest = await Promise.all(claimed.reads.map(first => store.read(first.stream, first.top ?? first.after)))
+      // What was published before those reads is here now (in `pending`), the late ones too.
+      await store.sync?.()
       states = claimed.reads.map((first, index) => {
         const read = rest[index] as Awaited<ReturnType<RecoveryStore['read']>>
         if (!read.ok) throw new Error(`the history of ${first.stream} changed during the resume (${read.reason})`)

@@ -123,6 +123,13 @@ export interface RecoveryStore {
   /** The connection ended: the session lives `maxDisconnection` more, if its token is still `token`. */
   endSession (clientId: string, token: string): void
   /**
+   * Resolves once every message published before the call has reached this node (Redis: a PING
+   * on the subscriber connection, answered after what Redis queued for it before). A resume calls
+   * it after reading the history, so that what the history gave and what comes live meet in one
+   * list, in every publisher's order. Optional: a store whose deliveries are synchronous needs none.
+   */
+  sync? (): Promise<void>
+  /**
    * Asks the node that holds the client, if any, to let it go when its socket is dead (a ping
    * unanswered: a half-open connection). Resolves true once no node holds the client, false when
    * one still does after `timeout` ms (its socket answered: the session is in use).

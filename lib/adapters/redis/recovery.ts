@@ -194,6 +194,17 @@ export class RedisRecovery implements RecoveryStore {
     })
   }
 
+  /**
+   * A PING on the subscriber connection: its answer comes after every message Redis queued for
+   * this node before it. On a cluster the messages come from one connection per shard, which one
+   * PING cannot order; there it resolves at once (order across streams is not promised there).
+   */
+  async sync (): Promise<void> {
+    const link = this.#link
+    if (link === undefined || link.pubsub.sharded || !link.available()) return
+    await within(link.pubsub.subscriber.ping(), this.#stallTimeout).catch(() => {})
+  }
+
   async top (stream: string): Promise<StreamPosition | null> {
     checkStream(stream)
     return await this.#ask((redis, link) => topOf(redis, this.#place(link, stream).metaKey))
