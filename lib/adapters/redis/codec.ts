@@ -33,16 +33,24 @@ export function plainHeaderOf (nodeId: string): string {
 }
 
 /**
+ * The JSON header of an envelope: [node id, to] for sendTo, [node id, rooms | null, except | null]
+ * for a broadcast. Shared with the recorded form (record-codec.ts).
+ * @param plainHeader `plainHeaderOf(nodeId)`
+ */
+export function headerOf (nodeId: string, plainHeader: string, envelope: HubEnvelope): string {
+  if (envelope.kind === 'send') return JSON.stringify([nodeId, envelope.to])
+  return envelope.rooms === undefined && envelope.except === undefined
+    ? plainHeader
+    : JSON.stringify([nodeId, envelope.rooms ?? null, envelope.except ?? null])
+}
+
+/**
  * Encodes an envelope for the channel, stamped with the time of the call; the sequence number
  * is stamped later, when it is handed to Redis (see `stampSequence`).
  * @param plainHeader `plainHeaderOf(nodeId)`
  */
 export function encodeEnvelope (nodeId: string, plainHeader: string, envelope: HubEnvelope): Buffer {
-  const header = envelope.kind === 'send'
-    ? JSON.stringify([nodeId, envelope.to])
-    : envelope.rooms === undefined && envelope.except === undefined
-      ? plainHeader
-      : JSON.stringify([nodeId, envelope.rooms ?? null, envelope.except ?? null])
+  const header = headerOf(nodeId, plainHeader, envelope)
   const headerLength = Buffer.byteLength(header)
   const payload = envelope.payload
   const message = Buffer.allocUnsafe(PREAMBLE + headerLength + payload.length)
@@ -61,9 +69,10 @@ export function encodeEnvelope (nodeId: string, plainHeader: string, envelope: H
  * Writes the envelope's sequence number. Done when the envelope is handed to Redis, not when it
  * is published: an envelope dropped before it left (and counted as dropped) takes no number, so
  * receivers do not count it again as lost.
+ * @param at where the number sits: that of a plain envelope by default, `BODY_SEQUENCE_OFFSET` for a recorded body
  */
-export function stampSequence (message: Buffer, sequence: number): void {
-  message.writeUInt32BE(sequence, SEQUENCE_OFFSET)
+export function stampSequence (message: Buffer, sequence: number, at = SEQUENCE_OFFSET): void {
+  message.writeUInt32BE(sequence, at)
 }
 
 function isStringArray (value: unknown): value is string[] {
@@ -76,31 +85,34 @@ export function decodeEnvelope (message: Buffer): DecodedEnvelope | undefined {
   const flags = message[3] as number
   const headerEnd = PREAMBLE + message.readUInt32BE(4)
   if (flags > (FLAG_BINARY | FLAG_DIRECT) || headerEnd > message.length) return undefined
+  const sequence = message.readUInt32BE(SEQUENCE_OFFSET)
+  const publishedAt = message.readUIntBE(TIME_OFFSET, 6)
+  // A view, not a copy: redis-parser never reuses the memory of a reply it handed out.
+  const parsed = parseHeader(message.toString('utf8', PREAMBLE, headerEnd), (flags & FLAG_DIRECT) !== 0, message.subarray(headerEnd), (flags & FLAG_BINARY) !== 0)
+  if (parsed === undefined) return undefined
+  return { nodeId: parsed.nodeId, sequence, publishedAt, envelope: parsed.envelope }
+}
+
+/**
+ * Reads the JSON header of an envelope (see `headerOf`) and makes the envelope of it; undefined
+ * when the header is not well formed. Shared with the recorded form (record-codec.ts).
+ */
+export function parseHeader (text: string, direct: boolean, payload: Buffer, binary: boolean): { nodeId: string, envelope: HubEnvelope } | undefined {
   let header: unknown
   try {
-    header = JSON.parse(message.toString('utf8', PREAMBLE, headerEnd))
+    header = JSON.parse(text)
   } catch {
     return undefined
   }
   if (!Array.isArray(header) || typeof header[0] !== 'string') return undefined
   const nodeId = header[0]
-  const sequence = message.readUInt32BE(SEQUENCE_OFFSET)
-  const publishedAt = message.readUIntBE(TIME_OFFSET, 6)
-  // A view, not a copy: redis-parser never reuses the memory of a reply it handed out.
-  const payload = message.subarray(headerEnd)
-  const binary = (flags & FLAG_BINARY) !== 0
-  if ((flags & FLAG_DIRECT) !== 0) {
+  if (direct) {
     if (header.length !== 2 || typeof header[1] !== 'string') return undefined
-    return { nodeId, sequence, publishedAt, envelope: { kind: 'send', to: header[1], payload, binary } }
+    return { nodeId, envelope: { kind: 'send', to: header[1], payload, binary } }
   }
   const [, rooms, except] = header as unknown[]
   if (header.length !== 3 || (rooms !== null && !isStringArray(rooms)) || (except !== null && typeof except !== 'string')) {
     return undefined
   }
-  return {
-    nodeId,
-    sequence,
-    publishedAt,
-    envelope: { kind: 'broadcast', payload, binary, rooms: rooms ?? undefined, except: except ?? undefined }
-  }
+  return { nodeId, envelope: { kind: 'broadcast', payload, binary, rooms: rooms ?? undefined, except: except ?? undefined } }
 }

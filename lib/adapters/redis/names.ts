@@ -44,3 +44,49 @@ export function roomChannel (base: string, room: string): string {
 export function clientChannel (base: string, clientId: string): string {
   return `${base}:client:{${clientId}}`
 }
+
+// Keys of session recovery (see history.ts and sessions.ts). Each is on the hash slot of the
+// channel its messages go out on, so that one script can append to a stream and publish on its
+// channel at once on a Redis Cluster (a script may touch keys and shard channels of one slot only):
+//   <prefix>:db<n>:history:room:{<room>}   a room's stream, and meta:room:{<room>} its epoch and last offset
+//   <prefix>:db<n>:history:all:{<base>:all} the stream of broadcasts to everyone, and meta:all:{<base>:all}
+//   <prefix>:db<n>:history:client:{<id>}   a client's stream; its epoch and last offset are in its session
+//   <prefix>:db<n>:session:{<id>}          a client's session record
+// `room`, `all` and `client` keep a room named like a client id from sharing a client's stream.
+// The everyone channel has no braces, so its whole name is its hash tag in the `all` keys. Keys
+// are given without the client's keyPrefix (ioredis adds it); `base` holds it, as a channel must.
+
+/** The start of every recovery key of a cluster, without the client's keyPrefix. */
+export function keyBase (prefix: string, db: number): string {
+  return `${prefix}:db${db}`
+}
+
+/** The history stream of a room. */
+export function roomHistoryKey (keys: string, room: string): string {
+  return `${keys}:history:room:{${room}}`
+}
+
+/** The epoch and last offset of a room's stream (hash fields `e`, `o`). */
+export function roomMetaKey (keys: string, room: string): string {
+  return `${keys}:meta:room:{${room}}`
+}
+
+/** The history stream of broadcasts to everyone: on the slot of the channel `allChannel(base)`. */
+export function allHistoryKey (keys: string, base: string): string {
+  return `${keys}:history:all:{${allChannel(base)}}`
+}
+
+/** The epoch and last offset of the stream of broadcasts to everyone. */
+export function allMetaKey (keys: string, base: string): string {
+  return `${keys}:meta:all:{${allChannel(base)}}`
+}
+
+/** The history stream of the messages sent to one client. */
+export function clientHistoryKey (keys: string, clientId: string): string {
+  return `${keys}:history:client:{${clientId}}`
+}
+
+/** A client's session record, with its stream's epoch and last offset (fields `e`, `o`). */
+export function sessionKey (keys: string, clientId: string): string {
+  return `${keys}:session:{${clientId}}`
+}

@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis'
 import { stampSequence } from './codec.ts'
+import { record, recordInPipeline, type RecordCall } from './history.ts'
+import { BODY_SEQUENCE_OFFSET } from './record-codec.ts'
 import type { CommandWatch } from './stall.ts'
 import type { AdapterCounters } from './stats.ts'
 import type { PubSub } from './transport.ts'
@@ -7,8 +9,18 @@ import type { PubSub } from './transport.ts'
 /** An envelope waiting for the end of the turn. */
 interface Queued {
   channel: string
+  /** A plain envelope, or the body of a recorded one. */
   message: Buffer
+  /** Set for a recorded envelope: the record script publishes it, and numbers on its channel are its own. */
+  record: RecordCall | undefined
 }
+
+/**
+ * What sets a channel's recorded envelopes' counter apart from its plain ones': the two are
+ * numbered apart, as a node receives its own recorded envelopes back but not its plain ones (it
+ * would see every plain publish of its own as a gap in one shared numbering).
+ */
+export const RECORDED_SEQUENCE = '\0r'
 
 /**
  * Ms a channel's sequence counter outlives its last publish (between one and two of these). A
@@ -18,7 +30,7 @@ interface Queued {
 const COUNTER_LIFETIME = 60_000
 
 /**
- * Envelopes published during one turn of the event loop, sent together at its end. On a
+ * Envelopes published (or recorded: see history.ts) during one turn of the event loop, sent together at its end. On a
  * standalone Redis they go as one pipeline, which costs a fraction of separate commands (about
  * 9 µs per envelope instead of 40 in a burst); on a cluster each goes to the shard of its
  * channel (ioredis groups those of one turn per shard). Order is kept per channel: a channel's
@@ -46,8 +58,15 @@ export class Outbox {
 
   /** Queues an encoded envelope for the end of this turn. */
   push (channel: string, message: Buffer): void {
-    this.#queued.push({ channel, message })
+    this.#queued.push({ channel, message, record: undefined })
     this.bytes += message.length
+    this.#flushing ??= setImmediate(() => this.flush())
+  }
+
+  /** Queues a recorded body for the end of this turn, in one order with the plain envelopes. */
+  pushRecord (call: RecordCall, body: Buffer): void {
+    this.#queued.push({ channel: call.channel, message: body, record: call })
+    this.bytes += body.length
     this.#flushing ??= setImmediate(() => this.flush())
   }
 
@@ -68,16 +87,23 @@ export class Outbox {
       return
     }
     this.#ageCounters()
-    for (const { channel, message } of queued) stampSequence(message, this.#next(channel))
+    for (const { channel, message, record: call } of queued) {
+      if (call === undefined) stampSequence(message, this.#next(channel))
+      else stampSequence(message, this.#next(channel + RECORDED_SEQUENCE), BODY_SEQUENCE_OFFSET)
+    }
     if (queued.length === 1 || pubsub.sharded) {
-      for (const { channel, message } of queued) {
+      for (const { channel, message, record: call } of queued) {
+        const sent = call === undefined ? pubsub.publish(channel, message) : record(pubsub.commands, call, message)
         // Rejected before it left (link down) or in flight when the link broke: either way not delivered by us.
-        this.#watch.track(pubsub.publish(channel, message), message.length).then(() => { stats.published++ }, () => { stats.dropped++ })
+        this.#watch.track(sent, message.length).then(() => { stats.published++ }, () => { stats.dropped++ })
       }
       return
     }
     const pipeline = (pubsub.commands as Redis).pipeline()
-    for (const { channel, message } of queued) pipeline.publish(channel, message)
+    for (const { channel, message, record: call } of queued) {
+      if (call === undefined) pipeline.publish(channel, message)
+      else recordInPipeline(pipeline, call, message)
+    }
     this.#watch.track(pipeline.exec(), bytes).then((results) => {
       for (const [error] of results as Array<[Error | null, unknown]>) {
         if (error === null) stats.published++

@@ -1,11 +1,16 @@
 import type { HubAdapter, HubEnvelope, HubNode, Interest } from '../adapter.ts'
+import type { RecoveryStore } from '../../recovery/store.ts'
 import { decodeEnvelope, encodeEnvelope, plainHeaderOf } from './codec.ts'
 import { RedisUnavailableError } from './errors.ts'
 import { COUNT_FIELD, Lease, ROOM_FIELD, sumLeases } from './lease.ts'
+import { defineHistoryScripts } from './history.ts'
 import { ignore, openClusterCommands, openCommands, openSubscriber, ready, shutDown, unlessFailing } from './link.ts'
-import { allChannel, channelBase, clientChannel, leaseKey, roomChannel } from './names.ts'
+import { allChannel, channelBase, clientChannel, keyBase, leaseKey, roomChannel } from './names.ts'
 import { resolveOptions, type RedisAdapterOptions } from './options.ts'
-import { Outbox } from './outbox.ts'
+import { Outbox, RECORDED_SEQUENCE } from './outbox.ts'
+import { CONTROL_RELEASE, decodeControl, decodeRecorded, isControl, isRecorded } from './record-codec.ts'
+import { deliverable, RedisRecovery } from './recovery.ts'
+import { defineSessionScripts } from './sessions.ts'
 import { GapReporter, SequenceTracker } from './sequence.ts'
 import { CommandWatch, within } from './stall.ts'
 import type { AdapterCounters, RedisAdapterStats } from './stats.ts'
@@ -38,15 +43,20 @@ const SYNC_INTERVAL = 250
  * - While Redis is unreachable or stalled (no answer within `stallTimeout`), local delivery goes
  *   on, publishes are dropped and counted (never replayed late), and the counts reject with
  *   `RedisUnavailableError`. The adapter reconnects and resubscribes by itself.
+ * - `recovery` (for hubs with the `recovery` option) keeps per-stream history in Redis Streams on
+ *   the shard of each stream's channel, and session records in hashes (see recovery.ts). A
+ *   recorded message is appended and published by one script, and delivered at every node, its
+ *   publisher included, when Redis sends it back: so every node sees a stream in offset order.
  *
  * @throws {InvalidOptionError} when an option is wrong
  */
-export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
+export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & { readonly recovery: RecoveryStore } {
   const { prefix, leaseTtl, stallTimeout, maxDeliveryDelay, maxPendingBytes, unsubscribeDelay, client: userClient, cluster, url } = resolveOptions(options)
   const syncEvery = Math.min(SYNC_INTERVAL, Math.floor(leaseTtl / 3))
 
-  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, dropped: 0, malformed: 0, late: 0 }
+  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, dropped: 0, malformed: 0, late: 0, recoveryFailed: 0 }
   const sequences = new SequenceTracker()
+  const recovery = new RedisRecovery(stallTimeout, maxPendingBytes)
   const watch = new CommandWatch(stallTimeout, onStall, linkBack)
   let node: HubNode | undefined
   let gapReporter: GapReporter | undefined
@@ -80,6 +90,14 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
     // Sent before this node's UNSUBSCRIBE reached Redis: nobody here wants it, and tracking its
     // sequence again would make the room's next subscription start from a stale number.
     if (channel !== everyone && subscriptions?.has(channel) !== true) return
+    if (isRecorded(message)) {
+      onRecorded(self, channel, message)
+      return
+    }
+    if (isControl(message)) {
+      onControl(self, channel, message)
+      return
+    }
     const decoded = decodeEnvelope(message)
     if (decoded === undefined) {
       stats.malformed++
@@ -98,12 +116,58 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
     const envelope = decoded.envelope
     if (envelope.kind === 'broadcast' && envelope.rooms !== undefined && envelope.rooms.length > 1) {
       // One room's copy of a broadcast to several: which room, from the channel it came on.
-      const via = envelope.rooms.find(room => roomChannel(base, room) === channel)
+      const via = viaOf(envelope.rooms, channel)
       if (via === undefined) return
       self.deliver({ ...envelope, via })
       return
     }
     self.deliver(envelope)
+  }
+
+  /** The room of a copy of a broadcast to several rooms, from the channel it came on; undefined when none matches. */
+  function viaOf (rooms: readonly string[], channel: string): string | undefined {
+    return rooms.find(room => roomChannel(base, room) === channel)
+  }
+
+  /**
+   * A message of the recovery store's `record`, its own included: a node delivers its recorded
+   * publishes when Redis echoes them, not at once, so that it delivers every stream's messages
+   * in offset order as every other node does.
+   */
+  function onRecorded (self: HubNode, channel: string, message: Buffer): void {
+    const decoded = decodeRecorded(message)
+    if (decoded === undefined) {
+      stats.malformed++
+      self.log.debug({ channel }, 'fastify-ws-hub redis: ignored a recorded message that is not well formed')
+      return
+    }
+    // Numbered apart from plain envelopes (see RECORDED_SEQUENCE): this node sees its own too.
+    const lost = sequences.see(decoded.nodeId, channel + RECORDED_SEQUENCE, decoded.sequence)
+    if (lost > 0) gapReporter?.note(decoded.nodeId, lost)
+    // No maxDeliveryDelay here: a recorded message dropped as late would be a hole in its stream
+    // at this node, and the offsets its clients acknowledge would claim they got it. A late one
+    // is in order (the script published it in offset order); it is delivered, however late.
+    if (decoded.nodeId !== self.nodeId) stats.received++
+    const envelope = decoded.envelope
+    let via: string | undefined
+    if (envelope.kind === 'broadcast' && envelope.rooms !== undefined && envelope.rooms.length > 1) {
+      via = viaOf(envelope.rooms, channel)
+      if (via === undefined) return
+      self.deliver(deliverable(decoded, { ...envelope, via }, via))
+      return
+    }
+    self.deliver(deliverable(decoded, envelope, via))
+  }
+
+  /** A control message for a client this node holds, from a node that wants its session (this one included). */
+  function onControl (self: HubNode, channel: string, message: Buffer): void {
+    const control = decodeControl(message)
+    // Only on the client's own channel: a control message elsewhere is someone else's garbage.
+    if (control.operation !== CONTROL_RELEASE || clientChannel(base, control.clientId) !== channel) {
+      stats.malformed++
+      return
+    }
+    self.release(control.clientId)
   }
 
   /** The channel of a room or a client. */
@@ -195,7 +259,23 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
         hubNode.log.warn({ keyPrefix }, 'fastify-ws-hub redis: the client\'s keyPrefix holds a hash tag: every channel and key goes to one shard of the cluster')
       }
       outbox = new Outbox(pubsub, watch, stats)
-      subscriptions = new Subscriptions(pubsub, stallTimeout, channel => sequences.forgetChannel(channel))
+      subscriptions = new Subscriptions(pubsub, stallTimeout, (channel) => {
+        sequences.forgetChannel(channel)
+        sequences.forgetChannel(channel + RECORDED_SEQUENCE)
+      })
+      defineHistoryScripts(commands)
+      defineSessionScripts(commands)
+      recovery.attach({
+        node: hubNode,
+        pubsub,
+        outbox,
+        watch,
+        stats,
+        base,
+        keys: keyBase(prefix, db),
+        plainHeader,
+        available
+      })
       commands.on('error', onLinkError)
       commands.on('ready', onCommandsReady)
       subscriber.on('error', onLinkError)
@@ -261,6 +341,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter {
       const others = await sumOthers(ROOM_FIELD + room, false)
       return others + (node as HubNode).roomSize(room)
     },
+
+    recovery,
 
     stats (): Readonly<Record<string, number>> {
       const all: RedisAdapterStats = {

@@ -1,8 +1,8 @@
 /** Counters of the Redis adapter, in `hub.stats()` as `adapter.<name>`. */
 export interface RedisAdapterStats {
-  /** Envelopes Redis accepted (one PUBLISH each). */
+  /** Envelopes Redis accepted (one PUBLISH each; a recorded one, one record script each). */
   published: number
-  /** Envelopes from other nodes delivered here. */
+  /** Envelopes from other nodes delivered here (this node's own recorded ones, which come back through Redis, are not counted). */
   received: number
   /**
    * Bytes of every message that came on this node's subscriptions, its own envelopes and those
@@ -16,12 +16,17 @@ export interface RedisAdapterStats {
   dropped: number
   /** Messages on the channel that are not envelopes of this adapter; ignored. */
   malformed: number
-  /** Envelopes from other nodes that came more than `maxDeliveryDelay` after their publish: dropped. */
+  /** Envelopes from other nodes that came more than `maxDeliveryDelay` after their publish: dropped (never a recorded one: see redis-adapter.ts). */
   late: number
   /** Envelopes from other nodes that never came (a jump in a publisher's sequence numbers). */
   lost: number
   /** Jumps in other nodes' sequence numbers: each is a run of one or more lost envelopes. */
   gaps: number
+  /**
+   * Session writes that nobody waits for (join, leave, touch, end of a session) that failed or
+   * were not sent (Redis unreachable): such a session may lapse early or miss a room on resume.
+   */
+  recoveryFailed: number
   /** Now (not a counter): other nodes whose sequence numbers this node tracks; forgotten when their lease is gone. */
   publishers: number
   /** Now (not a counter): bytes of envelopes handed to Redis and not yet acknowledged; at most `maxPendingBytes`. */
@@ -31,4 +36,4 @@ export interface RedisAdapterStats {
 }
 
 /** The counters the adapter increments itself (the others are derived when `stats()` is read). */
-export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'receivedBytes' | 'dropped' | 'malformed' | 'late'>
+export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'receivedBytes' | 'dropped' | 'malformed' | 'late' | 'recoveryFailed'>
