@@ -209,7 +209,10 @@ export class MemoryRecoveryHistory {
     const offset = ++history.offset
     history.entries.push({ offset, envelope, origin })
     history.usedAt = origin.publishedAt
-    if (history.entries.length > this.#limits.maxMessages) history.entries.shift()
+    // Trimmed in slices, not one shift per append (each shift moves every entry): at most an
+    // eighth more than maxMessages is kept, and a read never gives more than maxMessages.
+    const excess = history.entries.length - this.#limits.maxMessages
+    if (excess > Math.max(1, this.#limits.maxMessages >> 3)) history.entries.splice(0, excess)
     this.#trimByAge(history)
     if (++this.#appended % 1024 === 0) this.#forgetIdleStreams()
     const recorded = { ...envelope, position: { stream, epoch: history.epoch, offset }, origin } as RecordedEnvelope
