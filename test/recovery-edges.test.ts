@@ -352,3 +352,68 @@ test('a short maxDisconnection: a connected session stays alive however long it 
   const back = await rawSession(t, url, { id, token })
   assert.equal((await back.session()).recovered, true)
 })
+
+test('after a resume, an event the replay gave that comes again live is not given twice; one past a skip closes 1013', async (t) => {
+  const { adapter, store, node } = controlledAdapter()
+  const { app, url } = await startRecoveryHub(t, { adapter })
+  const hub = ticksOf(app)
+  const first = await rawSession(t, url)
+  const { id, token } = await first.session()
+  hub.sendEventTo(id, 'tick', { n: 1, from: 'hub', to: id })
+  await waitFor(() => first.frames.some(frame => frame.type === 'tick'), 2000, 'a tick')
+  const positions = first.positions()
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  hub.sendEventTo(id, 'tick', { n: 2, from: 'hub', to: id })
+  const back = await rawSession(t, url, { id, token, positions })
+  assert.equal((await back.session()).recovered, true)
+  await waitFor(() => back.frames.some(frame => frame.type === 'tick'), 2000, 'the replay')
+  const epoch = (await store.top(`c:${id}`))?.epoch as string
+  const copy = (n: number, offset: number): RecordedEnvelope => ({
+    kind: 'send',
+    to: id,
+    payload: Buffer.from(JSON.stringify({ type: 'tick', data: { n, from: 'hub', to: id } })),
+    binary: false,
+    position: { stream: `c:${id}`, epoch, offset },
+    origin: { node: 'hub', ordinal: n, publishedAt: Date.now() }
+  })
+  // Offset 2 again, as a node whose subscription ran behind the history would bring it.
+  node().deliver(copy(2, 2))
+  await sleep(50)
+  assert.deepEqual(back.frames.filter(frame => frame.type === 'tick').map(frame => (frame.data as { n: number }).n), [2])
+  // Offset 4 after 2: this node never got 3.
+  node().deliver(copy(4, 4))
+  assert.equal(await back.closed, 1013)
+})
+
+test('a resume whose live events skip offsets while it is set up closes 1013 after what it could give', async (t) => {
+  const { adapter, store, node, override } = controlledAdapter()
+  const { app, url } = await startRecoveryHub(t, { adapter })
+  const first = await rawSession(t, url)
+  const { id, token } = await first.session()
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  ticksOf(app).sendEventTo(id, 'tick', { n: 1, from: 'hub', to: id })
+  const epoch = (await store.top(`c:${id}`))?.epoch as string
+  let injected = false
+  override.read = async (stream, after) => {
+    const read = await store.read(stream, after)
+    if (!injected && stream === `c:${id}` && after !== null) {
+      injected = true
+      // Arrives live while the resume reads: offset 3, where 2 never came.
+      node().deliver({
+        kind: 'send',
+        to: id,
+        payload: Buffer.from(JSON.stringify({ type: 'tick', data: { n: 3, from: 'hub', to: id } })),
+        binary: false,
+        position: { stream: `c:${id}`, epoch, offset: 3 },
+        origin: { node: 'hub', ordinal: 3, publishedAt: Date.now() }
+      } as RecordedEnvelope)
+    }
+    return read
+  }
+  const back = await rawSession(t, url, { id, token })
+  assert.equal((await back.session()).recovered, true)
+  assert.equal(await back.closed, 1013)
+  assert.deepEqual(back.frames.filter(frame => frame.type === 'tick').map(frame => (frame.data as { n: number }).n), [1])
+})
