@@ -208,3 +208,29 @@ test('Redis restarted empty: the history is gone, the client gets a fresh sessio
   await sleep(200)
   assert.deepEqual(back.frames.filter(frame => frame.type === 'tick').map(frame => (frame.data as { n: number }).n), [])
 })
+
+test('Redis unreachable: events still reach this node\'s clients without a position, new clients open without a session', async (t) => {
+  const server = await useRedisServer(t) as RedisServer | undefined
+  if (server === undefined) return
+  const prefix = uniquePrefix()
+  const a = await startRecoveryHub(t, { adapter: redisAdapter({ url: server.url, prefix, stallTimeout: 300 }), recovery: { maxDisconnection: 30_000, maxMessages: 5_000 } })
+  const live = await rawSession(t, a.url)
+  await live.session()
+  await server.kill()
+  // Events in flight when the link went down are dropped (and counted); once the adapter knows,
+  // they go to this node's clients without being recorded.
+  let probes = 0
+  const fromProbe = (frame: { data: unknown }): boolean => (frame.data as { from?: string } | undefined)?.from === 'probe'
+  await waitFor(() => {
+    ticksOf(a.app).broadcastEvent('tick', { n: ++probes, from: 'probe', to: '*' })
+    return live.frames.some(fromProbe)
+  }, 5000, 'the link known down')
+  ticksOf(a.app).broadcastEvent('tick', { n: 1, from: 'a', to: '*' })
+  await waitFor(() => live.frames.some(frame => (frame.data as { from?: string } | undefined)?.from === 'a'), 3000, 'the tick')
+  const tick = live.frames.find(frame => (frame.data as { from?: string } | undefined)?.from === 'a')
+  assert.equal(tick?.pos, undefined, 'no position: not recorded')
+  const fresh = await rawSession(t, a.url)
+  await waitFor(() => a.opens.seen.length === 2, 5000, 'the new client open')
+  await sleep(100)
+  assert.deepEqual(fresh.frames.filter(frame => frame.type === '$session'), [], 'no session to resume')
+})
