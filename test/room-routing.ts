@@ -101,8 +101,12 @@ export function roomRoutingSuite (name: string, factory: ClusterFactory, publish
       first.socket.close()
       await first.closed
       await eventually(() => counter(b, 'subscriptions') === 0, 10_000, 'b off the room')
-      // Nobody on b hears these: b is not subscribed.
+      // Nobody on b hears these: b is not subscribed. They must have reached Redis before b
+      // subscribes again (on a cluster a publish may still wait in the client's queue while b's
+      // SSUBSCRIBE reaches the shard, and b's new member would get it before its id).
+      const published = counter(a, 'published')
       for (let i = 0; i < 20; i++) a.app.hub.broadcast(`meanwhile ${i}`, { room: 'again' })
+      await eventually(() => counter(a, 'published') + counter(a, 'dropped') >= published + 20, 5000, 'the twenty handed to Redis')
       const second = await join(b, ['again'])
       for (let i = 0; i < 5; i++) a.app.hub.broadcast(`after ${i}`, { room: 'again' })
       await receivedAll(second, 5, 'the last five')
