@@ -133,6 +133,16 @@ export class HubCore implements HubNode {
   }
 
   /**
+   * Closes a client with a session with 1013 so that it resumes and gets from the history what it
+   * would otherwise miss (counted in `recoveryCloses`).
+   */
+  closeToResume (client: Client, reason: string): void {
+    if (client._state !== 'open') return
+    this.counters.recoveryCloses++
+    client.close(CloseCode.tryAgainLater, reason)
+  }
+
+  /**
    * Writes a recorded message (with its position) to a client with a session. A message that
    * cannot be written would leave a hole in the client's stream, which its position would skip:
    * the client is closed instead (1013), so that it resumes and gets it from the history.
@@ -140,7 +150,7 @@ export class HubCore implements HubNode {
    */
   writeRecorded (client: Client, message: EncodedMessage, frame?: Frame): boolean {
     if (this.writeMessage(client, message, frame)) return true
-    if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'fell behind: resume to catch up')
+    this.closeToResume(client, 'fell behind: resume to catch up')
     return false
   }
 
@@ -424,7 +434,7 @@ export class HubCore implements HubNode {
       } else if (this.#given(client, session, envelope.position)) {
         // The resume's replay gave it already (this node's subscription was behind the history).
       } else if (missed) {
-        if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+        this.closeToResume(client, 'missed events: resume to catch up')
       } else {
         withPos ??= { payload: withPosition(envelope.payload, stream, epoch, offset), binary: false }
         this.writeRecorded(client, withPos, withPosFrame ??= frameData(withPos.payload, false))
@@ -439,7 +449,7 @@ export class HubCore implements HubNode {
       } else if (this.#given(client, session, envelope.position)) {
         // The resume's replay passed it already.
       } else if (missed) {
-        if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+        this.closeToResume(client, 'missed events: resume to catch up')
       } else {
         this.writeRecorded(client, positionOnly ??= { payload: encodePosition(stream, epoch, offset), binary: false })
       }
@@ -457,7 +467,7 @@ export class HubCore implements HubNode {
     if (offset <= floor.offset) return true
     session.floors?.delete(stream)
     if (offset > floor.offset + 1) {
-      if (client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+      this.closeToResume(client, 'missed events: resume to catch up')
       return true
     }
     return false

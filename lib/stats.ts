@@ -34,6 +34,14 @@ export interface HubStats {
   invalidMessages: number
   /** Clients closed with 1008 after `maxInvalidMessages` invalid frames. */
   invalidMessageCloses: number
+  /** Sessions begun (`recovery`): new clients, and resumes that could not be recovered. */
+  sessionsNew: number
+  /** Sessions resumed with everything they missed (`recovery`). */
+  sessionsResumed: number
+  /** Sockets opened with the resume flag that got a fresh session (expired, trimmed, forged, in use, or no `$resume` frame). */
+  resumesRefused: number
+  /** Clients with a session closed with 1013 to resume rather than miss events (fell behind, or their node missed some). */
+  recoveryCloses: number
   /** The adapter's own counters, prefixed `adapter.` (published, dropped, malformed...). */
   [adapterCounter: `adapter.${string}`]: number
 }
@@ -58,6 +66,10 @@ export function createCounters (): HubCounters {
     rejectedPerIp: 0,
     handlerErrors: 0,
     invalidMessages: 0,
-    invalidMessageCloses: 0
+    invalidMessageCloses: 0,
+    sessionsNew: 0,
+    sessionsResumed: 0,
+    resumesRefused: 0,
+    recoveryCloses: 0
   }
 }

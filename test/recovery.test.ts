@@ -38,6 +38,8 @@ test('a client cut off resumes with its id, its rooms, and every event sent mean
   assert.equal(checkTicks(log, { hub: 660 }), '')
   assert.deepEqual(opens.seen.map(open => open.recovered), [false, true])
   assert.deepEqual(opens.seen[1], { id, recovered: true, rooms: ['lobby'] })
+  const stats = app.hub.stats()
+  assert.deepEqual([stats.sessionsNew, stats.sessionsResumed, stats.resumesRefused], [1, 1, 0])
   assert.equal(app.hub.clients.get(id)?.rooms.has('lobby'), true)
 })
 
@@ -48,6 +50,7 @@ test('a resume with a forged token, another client\'s id, or other params gets a
   owner.socket.terminate()
   await waitFor(() => app.hub.clients.size === 0, 2000, 'the owner gone')
 
+  const refusedBefore = app.hub.stats().resumesRefused
   const forged = await rawSession(t, `${url}?user=ann`, { id, token: 'not-the-token' })
   const forgedSession = await forged.session()
   assert.equal(forgedSession.recovered, false)
@@ -56,6 +59,7 @@ test('a resume with a forged token, another client\'s id, or other params gets a
   // The right token under another user's params: onUpgrade ran again and gave other params.
   const stranger = await rawSession(t, `${url}?user=bob`, { id, token })
   assert.equal((await stranger.session()).recovered, false)
+  assert.equal(app.hub.stats().resumesRefused, refusedBefore + 2)
 
   // Neither used the session up: its owner still resumes it.
   const back = await rawSession(t, `${url}?user=ann`, { id, token })
@@ -189,4 +193,6 @@ test('a client too slow for a burst is closed 1013 instead of losing events, and
   await sleep(50)
   assert.equal(checkTicks(log, { hub: 3000 }), '')
   assert.equal(client.status, 'open')
+  assert.ok(app.hub.stats().recoveryCloses >= 1, 'closed 1013 to resume, not dropped')
+  assert.equal(app.hub.stats().slowConsumerCloses, 0)
 })

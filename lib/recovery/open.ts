@@ -114,6 +114,8 @@ export function openWithSession (
       if (socket.readyState === OPEN) socket.close(CloseCode.goingAway, 'server shutdown')
       return
     }
+    // Presented a session that could not be recovered (or no valid resume frame): a fresh one.
+    if (claimed === undefined) core.counters.resumesRefused++
     const client = create(claimed?.id, admission.settle())
     // What came after the resume frame waits, in order, for the end of the opening (it is handled then).
     if (held.later.length > 0) client._queue = held.later

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Client } from '../client.ts'
-import { CloseCode } from '../constants.ts'
 import type { HubCore } from '../hub-core.ts'
 import type { EncodedMessage } from '../message.ts'
 import { addressedTo, replayOrder, type MissedStream } from './replay.ts'
@@ -104,6 +103,8 @@ interface StreamState {
  */
 function greetSession (core: HubCore, client: Client, session: ClientSession, token: string, states: readonly StreamState[]): void {
   core.writeMessage(client, { payload: encodeSession(client.id, token, session.recovered, states.map(state => state.stream)), binary: false })
+  if (session.recovered) core.counters.sessionsResumed++
+  else core.counters.sessionsNew++
   const pending = session.pending ?? []
   session.pending = undefined
   const owed = new Map<string, { epoch: string | undefined, entries: HistoryEntry[] }>()
@@ -145,7 +146,7 @@ function greetSession (core: HubCore, client: Client, session: ClientSession, to
     }
   }
   session.floors = floors
-  if (gap && client._state === 'open') client.close(CloseCode.tryAgainLater, 'missed events: resume to catch up')
+  if (gap) core.closeToResume(client, 'missed events: resume to catch up')
 }
 
 /**
