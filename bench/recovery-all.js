@@ -17,6 +17,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { trackChild, killChildrenOnExit } from './children.js'
+import { fmt } from './recovery-shared.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const passed = process.argv.slice(2).filter((arg) => !arg.startsWith('--first'))
@@ -39,8 +40,6 @@ function run (bench) {
     })
   })
 }
-
-const fmt = (value, digits) => value === null || value === undefined ? '-' : typeof value === 'number' ? value.toFixed(digits) : String(value)
 
 function table (results) {
   const lines = []

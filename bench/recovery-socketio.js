@@ -59,9 +59,10 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killChildrenOnExit, startChild, stopChild } from './children.js'
+import { broadcastTable, checkSeqs, cleanRedis, connectFleet, measureBroadcasts, replayTable } from './recovery-shared.js'
 import { nowMicros, serve } from './ipc.js'
-import { cpuUsOf, machineBusyPercent, machineInfo, machineTimes } from './measure.js'
-import { reachableRedis, redisCpuUs } from './redis-admin.js'
+import { cpuUsOf, machineInfo } from './measure.js'
+import { reachableRedis } from './redis-admin.js'
 import { sleep, until } from './wait.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -180,87 +181,15 @@ function startNode (cfg, label) {
   return startChild(self, 'node', cfg, label)
 }
 
-/**
- * Deletes what a run left in Redis: the stream (or streams) and session keys under `name`.
- * @param {import('ioredis').Redis} redis
- * @param {string} name
- */
-async function cleanRedis (redis, name) {
-  let cursor = '0'
-  let deleted = 0
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${name}*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length > 0) deleted += await redis.del(...keys)
-  } while (cursor !== '0')
-  return deleted
-}
-
-/** Fleet clients on every node, split in equal parts, and a check that all of them registered. */
-async function connectFleet (fleet, nodes, clients) {
-  const per = Math.floor(clients / nodes.length)
-  for (const [i, node] of nodes.entries()) {
-    const n = i === nodes.length - 1 ? clients - per * (nodes.length - 1) : per
-    const result = await fleet.call('connect', { n, port: node.port, path: SIO_PATH, protocol: 'socket.io' })
-    if (result.failed > 0) throw new Error(`${result.failed} of ${n} socket.io clients failed to connect to ${node.label}`)
-  }
-  const counted = async () => (await Promise.all(nodes.map((node) => node.call('count')))).reduce((a, b) => a + b, 0)
-  if (!(await until(async () => (await counted()) === clients, 10_000, 50))) throw new Error(`only ${await counted()} of ${clients} clients registered`)
-}
-
 /** Part a: one broadcast variant, on `nodeCount` nodes; node A emits. */
 async function broadcastCase (variant, plan, redis, fleet) {
   const name = `sio-recovery-bench:${randomUUID()}`
   const nodes = []
   try {
     for (let i = 0; i < variant.nodes; i++) nodes.push(await startNode({ adapter: variant.adapter, recovery: variant.recovery, name }, `node ${'AB'[i]}`))
-    await connectFleet(fleet, nodes, plan.clients)
-    const [a] = nodes
-    // Warm-up (JIT, Redis connections, the streams adapter's XREAD loop): not counted.
-    let base = await fleet.call('received')
-    await a.call('paced', { rate: plan.rate, count: 100 })
-    const warm = await fleet.call('waitFor', { target: base + 100 * plan.clients, timeoutMs: 15_000 })
-    if (warm.timedOut) throw new Error(`${variant.label}: warm-up deliveries incomplete (${warm.received - base} of ${100 * plan.clients})`)
-    await sleep(200)
-
-    base = await fleet.call('received')
-    const cpuBefore = await Promise.all(nodes.map((node) => node.call('cpu')))
-    const fleetBefore = await fleet.call('cpu')
-    const redisBefore = await redisCpuUs(redis)
-    const machineBefore = machineTimes()
-    await fleet.call('latencyStart')
-    const { sent, ms } = await a.call('paced', { rate: plan.rate, count: plan.broadcasts })
-    const expected = sent * plan.clients
-    const wait = await fleet.call('waitFor', { target: base + expected, timeoutMs: 15_000 })
-    const latency = await fleet.call('latencyStop')
-    const cpuAfter = await Promise.all(nodes.map((node) => node.call('cpu')))
-    const fleetAfter = await fleet.call('cpu')
-    const redisAfter = await redisCpuUs(redis)
-    const busy = machineBusyPercent(machineTimes(), machineBefore)
-    const delivered = wait.received - base
-    const serverCpuUs = cpuAfter.reduce((sum, after, i) => sum + cpuUsOf(after, cpuBefore[i]), 0)
-    return {
-      bench: 'recovery-socketio',
-      part: 'broadcast',
-      variant: variant.label,
-      adapter: variant.adapter,
-      recovery: variant.recovery,
-      nodes: variant.nodes,
-      clients: plan.clients,
-      broadcasts: sent,
-      rate: plan.rate,
-      paceMs: Math.round(ms),
-      delivered,
-      lost: expected - delivered,
-      cpuUsPerDelivery: serverCpuUs / delivered,
-      cpuUsPerDeliveryByNode: cpuAfter.map((after, i) => cpuUsOf(after, cpuBefore[i]) / delivered),
-      redisCpuUsPerDelivery: (redisAfter - redisBefore) / delivered,
-      fleetCpuUsPerDelivery: cpuUsOf(fleetAfter, fleetBefore) / delivered,
-      p50Ms: latency.p50,
-      p99Ms: latency.p99,
-      maxMs: latency.max,
-      machineBusyPercent: busy
-    }
+    await connectFleet(fleet, nodes, plan.clients, { path: SIO_PATH, protocol: 'socket.io' })
+    const base = { bench: 'recovery-socketio', part: 'broadcast', variant: variant.label, adapter: variant.adapter, recovery: variant.recovery, nodes: variant.nodes }
+    return { ...base, ...await measureBroadcasts(variant.label, nodes, fleet, redis, plan) }
   } finally {
     await fleet.call('closeAll')
     for (const node of nodes) await stopChild(node)
@@ -286,23 +215,6 @@ async function replayClient (url) {
     socket.once('connect_error', reject)
   })
   return { socket, seqs, setOnEvent (fn) { onEvent = fn } }
-}
-
-/** How a run of seqs compares with first..last: missing (and the first ten of them), doubled, out of order. */
-function checkSeqs (seqs, first, last) {
-  const seen = new Set()
-  let duplicates = 0
-  let outOfOrder = 0
-  let previous = -Infinity
-  for (const s of seqs) {
-    if (seen.has(s)) duplicates++
-    seen.add(s)
-    if (s < previous) outOfOrder++
-    previous = s
-  }
-  const missingSeqs = []
-  for (let s = first; s <= last; s++) if (!seen.has(s)) missingSeqs.push(s)
-  return { missing: missingSeqs.length, duplicates, outOfOrder, missingSeqs: missingSeqs.slice(0, 10) }
 }
 
 /** Part b: one replay case. */
@@ -375,26 +287,6 @@ async function replayCase (replay, plan, redis) {
     for (const node of nodes) await stopChild(node)
     await cleanRedis(redis, name)
   }
-}
-
-const fmt = (value, digits) => value === null || value === undefined ? '-' : typeof value === 'number' ? value.toFixed(digits) : String(value)
-
-function broadcastTable (rows) {
-  const head = ['variant', 'CPU/deliv us', 'Redis us', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'busy %']
-  const lines = [head[0].padEnd(44) + head.slice(1).map((h) => h.padStart(13)).join('')]
-  for (const r of rows) {
-    lines.push(r.variant.padEnd(44) + [fmt(r.cpuUsPerDelivery, 2), fmt(r.redisCpuUsPerDelivery, 2), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.maxMs, 2), fmt(r.lost, 0), fmt(r.machineBusyPercent, 0)].map((c) => c.padStart(13)).join(''))
-  }
-  return lines.join('\n')
-}
-
-function replayTable (rows) {
-  const head = ['case', 'recovered', 'replay ms', 'connect ms', 'srv CPU ms', 'received', 'missing', 'dups', 'disorder']
-  const lines = [head[0].padEnd(28) + head.slice(1).map((h) => h.padStart(12)).join('')]
-  for (const r of rows) {
-    lines.push(r.case.padEnd(28) + [String(r.recovered), fmt(r.replayMs, 1), fmt(r.connectMs, 1), fmt(r.serverCpuMs, 1), fmt(r.received, 0), fmt(r.missing, 0), fmt(r.duplicates, 0), fmt(r.outOfOrder, 0)].map((c) => c.padStart(12)).join(''))
-  }
-  return lines.join('\n')
 }
 
 async function main () {
