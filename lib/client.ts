@@ -185,9 +185,8 @@ export class Client<
   sendEvent<K extends EventType<TEvents>> (type: K, data: TEvents[K]): boolean {
     const message = encodeEvent(this._core, type, data)
     if (this._state !== 'open') return false
-    // With a session, the event is kept in its history, and comes back with its position.
-    if (this._session !== undefined && this._core.store?.record({ kind: 'send', to: this.id, payload: message.payload, binary: false }) === true) return true
-    return this._core.writeMessage(this.#untyped, message)
+    // With a session, the event goes through its history, and comes back with its position.
+    return this._core.sendEventTo(this.id, message)
   }
 
   /**

@@ -143,6 +143,20 @@ export class HubCore implements HubNode {
   }
 
   /**
+   * Sends an event to one client by id: into its history when it has a session (it then comes
+   * back with its position, and survives a lost link), else written to it here, or handed to the
+   * other nodes when it is not here.
+   * @returns true when it was written, recorded or handed over
+   */
+  sendEventTo (clientId: string, message: EncodedMessage): boolean {
+    const client = this.clients.get(clientId)
+    if (client !== undefined && client._session === undefined) return this.writeMessage(client, message)
+    if (this.store?.record({ kind: 'send', to: clientId, payload: message.payload, binary: false }) === true) return true
+    if (client !== undefined) return this.writeMessage(client, message)
+    return this.adapter.publish({ kind: 'send', to: clientId, payload: message.payload, binary: false })
+  }
+
+  /**
    * Writes a recorded message (with its position) to a client with a session. A message that
    * cannot be written would leave a hole in the client's stream, which its position would skip:
    * the client is closed instead (1013), so that it resumes and gets it from the history.
@@ -382,28 +396,17 @@ export class HubCore implements HubNode {
     }
     const message = { payload: envelope.payload, binary: envelope.binary }
     if (envelope.kind === 'broadcast') {
-      if (envelope.via !== undefined && envelope.rooms !== undefined) this.#deliverCopy(message, envelope.rooms, envelope.via, envelope.except)
-      else this.deliverLocal(message, envelope.rooms, envelope.except)
+      if (envelope.via === undefined) {
+        this.deliverLocal(message, envelope.rooms, envelope.except)
+      } else {
+        // One room's copy of a broadcast to several rooms: the rule of `BroadcastEnvelope.via`.
+        let frame: Frame | undefined
+        this.#eachTarget(envelope, (client) => { this.writeMessage(client, message, frame ??= frameData(message.payload, message.binary)) })
+      }
       return
     }
     const client = this.clients.get(envelope.to)
     if (client !== undefined) this.writeMessage(client, message)
-  }
-
-  /**
-   * Delivers one room's copy of a broadcast to several rooms: to the members of `via` who are in
-   * none of the rooms listed before it (each of those gets the copy of the first of its rooms).
-   */
-  #deliverCopy (message: EncodedMessage, rooms: readonly string[], via: string, except: string | undefined): void {
-    const members = this.rooms.get(via)
-    if (members === undefined) return
-    const earlier = rooms.slice(0, rooms.indexOf(via))
-    const frame = frameData(message.payload, message.binary)
-    for (const client of members) {
-      if (client.id === except) continue
-      if (earlier.length > 0 && earlier.some(room => client._rooms?.has(room) === true)) continue
-      this.writeMessage(client, message, frame)
-    }
   }
 
   /**
@@ -429,13 +432,7 @@ export class HubCore implements HubNode {
       const session = client._session
       if (session === undefined) {
         this.writeMessage(client, plain, plainFrame ??= frameData(plain.payload, plain.binary))
-      } else if (session.pending !== undefined) {
-        session.pending.push(envelope)
-      } else if (this.#given(client, session, envelope.position)) {
-        // The resume's replay gave it already (this node's subscription was behind the history).
-      } else if (missed) {
-        this.closeToResume(client, 'missed events: resume to catch up')
-      } else {
+      } else if (!this.#heldBack(client, session, envelope, missed)) {
         withPos ??= { payload: withPosition(envelope.payload, stream, epoch, offset), binary: false }
         this.writeRecorded(client, withPos, withPosFrame ??= frameData(withPos.payload, false))
       }
@@ -443,17 +440,29 @@ export class HubCore implements HubNode {
       // It gets this broadcast through an earlier room's copy; its position in this room still
       // moves past this copy, or a resume after it left the earlier room would give it again.
       const session = client._session
-      if (session === undefined) return
-      if (session.pending !== undefined) {
-        session.pending.push(envelope)
-      } else if (this.#given(client, session, envelope.position)) {
-        // The resume's replay passed it already.
-      } else if (missed) {
-        this.closeToResume(client, 'missed events: resume to catch up')
-      } else {
+      if (session !== undefined && !this.#heldBack(client, session, envelope, missed)) {
         this.writeRecorded(client, positionOnly ??= { payload: encodePosition(stream, epoch, offset), binary: false })
       }
     })
+  }
+
+  /**
+   * What becomes of a recorded event for a client with a session, before it is written: kept for
+   * later while the session is being set up, skipped when the resume's replay gave it already,
+   * or the client closed (1013) when this node missed events of the stream before it.
+   * @returns true when it is not to be written now
+   */
+  #heldBack (client: Client, session: ClientSession, envelope: RecordedEnvelope, missed: boolean): boolean {
+    if (session.pending !== undefined) {
+      session.pending.push(envelope)
+      return true
+    }
+    if (this.#given(client, session, envelope.position)) return true
+    if (missed) {
+      this.closeToResume(client, 'missed events: resume to catch up')
+      return true
+    }
+    return false
   }
 
   /**

@@ -157,13 +157,7 @@ export class Hub<TEvents extends object = HubEvents> {
    * @throws {InvalidEventError} when the data does not fit the event's schema (see `validateEvents`)
    */
   sendEventTo<K extends EventType<TEvents>> (clientId: string, type: K, data: TEvents[K]): boolean {
-    const core = this.#core
-    const message = encodeEvent(core, type, data)
-    const client = core.clients.get(clientId)
-    if (client !== undefined && client._session === undefined) return core.writeMessage(client, message)
-    if (core.store?.record({ kind: 'send', to: clientId, payload: message.payload, binary: false }) === true) return true
-    if (client !== undefined) return core.writeMessage(client, message)
-    return core.adapter.publish({ kind: 'send', to: clientId, payload: message.payload, binary: false })
+    return this.#core.sendEventTo(clientId, encodeEvent(this.#core, type, data))
   }
 
   #broadcastEncoded (message: EncodedMessage, options: BroadcastOptions | undefined): number {

@@ -32,6 +32,21 @@ function controlledAdapter (): { adapter: HubAdapter, store: RecoveryStore, node
   return { adapter, store: innerStore, node: () => started as HubNode, override }
 }
 
+/**
+ * A tick sent to one client as the history store would deliver it: recorded in the client's
+ * stream at `offset` (the tick's `n` is its publisher's ordinal).
+ */
+function recordedTick (clientId: string, epoch: string, n: number, offset: number): RecordedEnvelope {
+  return {
+    kind: 'send',
+    to: clientId,
+    payload: Buffer.from(JSON.stringify({ type: 'tick', data: { n, from: 'hub', to: clientId } })),
+    binary: false,
+    position: { stream: `c:${clientId}`, epoch, offset },
+    origin: { node: 'hub', ordinal: n, publishedAt: Date.now() }
+  }
+}
+
 test('events published while a resume is being set up come after the replay, none twice, none missing', async (t) => {
   const { adapter, store, override } = controlledAdapter()
   const { app, url } = await startRecoveryHub(t, { adapter })
@@ -83,16 +98,7 @@ test('a node that misses events of a stream closes its clients with sessions (10
   // Offset 3 reaches the node, 2 never did (as when Redis cut its subscription).
   const top = await store.top(`c:${id}`)
   const epoch = top?.epoch as string
-  const payload = (n: number): Buffer => Buffer.from(JSON.stringify({ type: 'tick', data: { n, from: 'hub', to: id } }))
-  const skipped: RecordedEnvelope = {
-    kind: 'send',
-    to: id,
-    payload: payload(3),
-    binary: false,
-    position: { stream: `c:${id}`, epoch, offset: 3 },
-    origin: { node: 'elsewhere', ordinal: 3, publishedAt: Date.now() }
-  }
-  node().deliver(skipped)
+  node().deliver(recordedTick(id, epoch, 3, 3))
   await sessions(log, 2)
   assert.deepEqual(log.sessions[1], { id, recovered: true })
   hub.sendEventTo(id, 'tick', { n: 2, from: 'hub', to: id })
@@ -369,20 +375,12 @@ test('after a resume, an event the replay gave that comes again live is not give
   assert.equal((await back.session()).recovered, true)
   await waitFor(() => back.frames.some(frame => frame.type === 'tick'), 2000, 'the replay')
   const epoch = (await store.top(`c:${id}`))?.epoch as string
-  const copy = (n: number, offset: number): RecordedEnvelope => ({
-    kind: 'send',
-    to: id,
-    payload: Buffer.from(JSON.stringify({ type: 'tick', data: { n, from: 'hub', to: id } })),
-    binary: false,
-    position: { stream: `c:${id}`, epoch, offset },
-    origin: { node: 'hub', ordinal: n, publishedAt: Date.now() }
-  })
   // Offset 2 again, as a node whose subscription ran behind the history would bring it.
-  node().deliver(copy(2, 2))
+  node().deliver(recordedTick(id, epoch, 2, 2))
   await sleep(50)
   assert.deepEqual(back.frames.filter(frame => frame.type === 'tick').map(frame => (frame.data as { n: number }).n), [2])
   // Offset 4 after 2: this node never got 3.
-  node().deliver(copy(4, 4))
+  node().deliver(recordedTick(id, epoch, 4, 4))
   assert.equal(await back.closed, 1013)
 })
 
@@ -401,14 +399,7 @@ test('a resume whose live events skip offsets while it is set up closes 1013 aft
     if (!injected && stream === `c:${id}` && after !== null) {
       injected = true
       // Arrives live while the resume reads: offset 3, where 2 never came.
-      node().deliver({
-        kind: 'send',
-        to: id,
-        payload: Buffer.from(JSON.stringify({ type: 'tick', data: { n: 3, from: 'hub', to: id } })),
-        binary: false,
-        position: { stream: `c:${id}`, epoch, offset: 3 },
-        origin: { node: 'hub', ordinal: 3, publishedAt: Date.now() }
-      } as RecordedEnvelope)
+      node().deliver(recordedTick(id, epoch, 3, 3))
     }
     return read
   }

@@ -107,14 +107,15 @@ function greetSession (core: HubCore, client: Client, session: ClientSession, to
   else core.counters.sessionsNew++
   const pending = session.pending ?? []
   session.pending = undefined
-  const owed = new Map<string, { epoch: string | undefined, entries: HistoryEntry[] }>()
-  for (const { stream, top, entries } of states) owed.set(stream, { epoch: top?.epoch, entries: [...entries] })
+  // Per stream: its epoch, what is owed, and the last offset given so far (the history's top at first).
+  const owed = new Map<string, { epoch: string | undefined, entries: HistoryEntry[], last: number }>()
+  for (const { stream, top, entries } of states) owed.set(stream, { epoch: top?.epoch, entries: [...entries], last: entries.at(-1)?.offset ?? top?.offset ?? 0 })
   let gap = false
   for (const envelope of pending) {
     const { stream, epoch, offset } = envelope.position
     let state = owed.get(stream)
-    if (state === undefined) owed.set(stream, state = { epoch, entries: [] })
-    const last = state.entries.at(-1)?.offset ?? states.find(known => known.stream === stream)?.top?.offset ?? 0
+    if (state === undefined) owed.set(stream, state = { epoch, entries: [], last: 0 })
+    const last = state.last
     if (state.epoch === epoch && offset <= last) continue
     // Another epoch, or offsets skipped: events this node never got.
     if ((state.epoch !== undefined && state.epoch !== epoch) || offset !== last + 1) {
@@ -122,6 +123,7 @@ function greetSession (core: HubCore, client: Client, session: ClientSession, to
       continue
     }
     state.epoch = epoch
+    state.last = offset
     state.entries.push({ offset, envelope, origin: envelope.origin })
   }
   const missed: MissedStream[] = []
@@ -134,14 +136,11 @@ function greetSession (core: HubCore, client: Client, session: ClientSession, to
     written.set(stream, entry.offset)
   }
   const floors = new Map<string, StreamPosition>()
-  for (const state of states) {
-    if (state.top !== null) floors.set(state.stream, state.top)
-  }
-  for (const [stream, { epoch, entries }] of owed) {
+  for (const [stream, { epoch, entries, last }] of owed) {
+    if (epoch === undefined) continue
+    floors.set(stream, { epoch, offset: last })
     const end = entries.at(-1)?.offset
-    if (epoch === undefined || end === undefined) continue
-    floors.set(stream, { epoch, offset: end })
-    if (end !== written.get(stream)) {
+    if (end !== undefined && end !== written.get(stream)) {
       if (!core.writeRecorded(client, { payload: encodePosition(stream, epoch, end), binary: false })) return
     }
   }

@@ -8,7 +8,8 @@ import type { HubEnvelope } from '../adapter.ts'
 // the publish time (ms since the epoch) lets them drop envelopes that come too late. Both are
 // binary so the JSON header of a broadcast to everyone stays one string built once per node.
 // The JSON header is tiny (node id, rooms, except or to); the payload travels as raw bytes.
-const MAGIC_0 = 0x77
+/** The first byte of every message of the adapter (plain envelopes, and record-codec.ts's forms). */
+export const MAGIC_0 = 0x77
 const MAGIC_1 = 0x68
 const VERSION = 3
 const FLAG_BINARY = 1
@@ -57,12 +58,26 @@ export function encodeEnvelope (nodeId: string, plainHeader: string, envelope: H
   message[0] = MAGIC_0
   message[1] = MAGIC_1
   message[2] = VERSION
-  message[3] = (envelope.binary ? FLAG_BINARY : 0) | (envelope.kind === 'send' ? FLAG_DIRECT : 0)
+  message[3] = flagsOf(envelope)
   message.writeUInt32BE(headerLength, 4)
   message.writeUIntBE(Date.now(), TIME_OFFSET, 6)
   message.write(header, PREAMBLE)
   payload.copy(message, PREAMBLE + headerLength)
   return message
+}
+
+/** The flags byte of an envelope (binary frame, sendTo), shared with the recorded form. */
+export function flagsOf (envelope: HubEnvelope): number {
+  return (envelope.binary ? FLAG_BINARY : 0) | (envelope.kind === 'send' ? FLAG_DIRECT : 0)
+}
+
+/**
+ * Reads a flags byte and the JSON header after it into an envelope (see `parseHeader`); undefined
+ * for unknown flags or a header that is not well formed. Shared with the recorded form.
+ */
+export function envelopeOf (flags: number, header: string, payload: Buffer): { nodeId: string, envelope: HubEnvelope } | undefined {
+  if (flags > (FLAG_BINARY | FLAG_DIRECT)) return undefined
+  return parseHeader(header, (flags & FLAG_DIRECT) !== 0, payload, (flags & FLAG_BINARY) !== 0)
 }
 
 /**
@@ -82,22 +97,21 @@ function isStringArray (value: unknown): value is string[] {
 /** Decodes a message of the channel; undefined for anything that is not a well-formed envelope. */
 export function decodeEnvelope (message: Buffer): DecodedEnvelope | undefined {
   if (message.length < PREAMBLE || message[0] !== MAGIC_0 || message[1] !== MAGIC_1 || message[2] !== VERSION) return undefined
-  const flags = message[3] as number
   const headerEnd = PREAMBLE + message.readUInt32BE(4)
-  if (flags > (FLAG_BINARY | FLAG_DIRECT) || headerEnd > message.length) return undefined
+  if (headerEnd > message.length) return undefined
   const sequence = message.readUInt32BE(SEQUENCE_OFFSET)
   const publishedAt = message.readUIntBE(TIME_OFFSET, 6)
   // A view, not a copy: redis-parser never reuses the memory of a reply it handed out.
-  const parsed = parseHeader(message.toString('utf8', PREAMBLE, headerEnd), (flags & FLAG_DIRECT) !== 0, message.subarray(headerEnd), (flags & FLAG_BINARY) !== 0)
+  const parsed = envelopeOf(message[3] as number, message.toString('utf8', PREAMBLE, headerEnd), message.subarray(headerEnd))
   if (parsed === undefined) return undefined
   return { nodeId: parsed.nodeId, sequence, publishedAt, envelope: parsed.envelope }
 }
 
 /**
  * Reads the JSON header of an envelope (see `headerOf`) and makes the envelope of it; undefined
- * when the header is not well formed. Shared with the recorded form (record-codec.ts).
+ * when the header is not well formed.
  */
-export function parseHeader (text: string, direct: boolean, payload: Buffer, binary: boolean): { nodeId: string, envelope: HubEnvelope } | undefined {
+function parseHeader (text: string, direct: boolean, payload: Buffer, binary: boolean): { nodeId: string, envelope: HubEnvelope } | undefined {
   let header: unknown
   try {
     header = JSON.parse(text)

@@ -1,5 +1,5 @@
 import type { HubEnvelope } from '../adapter.ts'
-import { headerOf, parseHeader } from './codec.ts'
+import { envelopeOf, flagsOf, headerOf, MAGIC_0 } from './codec.ts'
 
 // Wire formats of session recovery, beside the plain envelopes of codec.ts ('w' 'h' v3).
 //
@@ -16,12 +16,9 @@ import { headerOf, parseHeader } from './codec.ts'
 // Control message, on a client's channel, for the node that holds the client:
 //   'w' 'c' | u8 operation | client id (utf8)
 
-const MAGIC_0 = 0x77
 const MAGIC_RECORDED = 0x72
 const MAGIC_CONTROL = 0x63
 const BODY_VERSION = 1
-const FLAG_BINARY = 1
-const FLAG_DIRECT = 2
 /** Where the sequence number sits in a body; stamped when it is handed to Redis, as in codec.ts. */
 export const BODY_SEQUENCE_OFFSET = 6
 const BODY_TIME_OFFSET = 10
@@ -64,7 +61,7 @@ export function encodeBody (nodeId: string, plainHeader: string, ordinal: number
   const payload = envelope.payload
   const body = Buffer.allocUnsafe(BODY_PREAMBLE + headerLength + payload.length)
   body[0] = BODY_VERSION
-  body[1] = (envelope.binary ? FLAG_BINARY : 0) | (envelope.kind === 'send' ? FLAG_DIRECT : 0)
+  body[1] = flagsOf(envelope)
   body.writeUInt32BE(headerLength, 2)
   body.writeUInt32BE(0, BODY_SEQUENCE_OFFSET)
   body.writeUIntBE(Date.now(), BODY_TIME_OFFSET, 6)
@@ -77,10 +74,9 @@ export function encodeBody (nodeId: string, plainHeader: string, ordinal: number
 /** Decodes a body (of a stream entry, or of a recorded message); undefined when it is not well formed. */
 export function decodeBody (body: Buffer): DecodedBody | undefined {
   if (body.length < BODY_PREAMBLE || body[0] !== BODY_VERSION) return undefined
-  const flags = body[1] as number
   const headerEnd = BODY_PREAMBLE + body.readUInt32BE(2)
-  if (flags > (FLAG_BINARY | FLAG_DIRECT) || headerEnd > body.length) return undefined
-  const parsed = parseHeader(body.toString('utf8', BODY_PREAMBLE, headerEnd), (flags & FLAG_DIRECT) !== 0, body.subarray(headerEnd), (flags & FLAG_BINARY) !== 0)
+  if (headerEnd > body.length) return undefined
+  const parsed = envelopeOf(body[1] as number, body.toString('utf8', BODY_PREAMBLE, headerEnd), body.subarray(headerEnd))
   if (parsed === undefined) return undefined
   return {
     nodeId: parsed.nodeId,

@@ -44,11 +44,10 @@ interface StreamPlace extends HistorySource {
   readonly mode: typeof MODE_META | typeof MODE_SESSION
 }
 
-/** The stream of a delivered message: its audience, and for one room's copy of a broadcast to several, that room. */
-export function streamOfEnvelope (envelope: HubEnvelope, via: string | undefined): string {
+/** The stream of a delivered message: its audience (for one room's copy of a broadcast to several, `via`). */
+function streamOfEnvelope (envelope: HubEnvelope): string {
   if (envelope.kind === 'send') return clientStream(envelope.to)
-  if (via !== undefined) return roomStream(via)
-  const room = envelope.rooms?.[0]
+  const room = envelope.via ?? envelope.rooms?.[0]
   return room === undefined ? ALL_STREAM : roomStream(room)
 }
 
@@ -56,11 +55,11 @@ export function streamOfEnvelope (envelope: HubEnvelope, via: string | undefined
  * Makes the envelope a node delivers of a recorded message: with its position and origin when it
  * was recorded, as it was otherwise (a send to a client without a session).
  */
-export function deliverable (decoded: DecodedRecorded, envelope: HubEnvelope, via: string | undefined): HubEnvelope {
+export function deliverable (decoded: DecodedRecorded, envelope: HubEnvelope): HubEnvelope {
   if (decoded.position === undefined) return envelope
   const recorded: RecordedEnvelope = {
     ...envelope,
-    position: { stream: streamOfEnvelope(envelope, via), epoch: decoded.position.epoch, offset: decoded.position.offset },
+    position: { stream: streamOfEnvelope(envelope), epoch: decoded.position.epoch, offset: decoded.position.offset },
     origin: { node: decoded.nodeId, ordinal: decoded.ordinal, publishedAt: decoded.publishedAt }
   }
   return recorded
@@ -157,10 +156,12 @@ export class RedisRecovery implements RecoveryStore {
     this.#ordinal++
     const publish = link.pubsub.sharded ? 'SPUBLISH' : 'PUBLISH'
     const { maxMessages } = this.#limits
+    // One per publish is enough: no stream gets it twice, and none of its earlier lives had it.
+    const epoch = this.#newEpoch()
     streams.forEach((stream, index) => {
       const place = this.#place(link, stream)
       const call: RecordCall = {
-        keys: [place.streamKey, place.metaKey], channel: place.channel, maxMessages, ttl: this.#ttl, mode: place.mode, epoch: this.#newEpoch(), publish
+        keys: [place.streamKey, place.metaKey], channel: place.channel, maxMessages, ttl: this.#ttl, mode: place.mode, epoch, publish
       }
       // Each copy is its own buffer: its sequence number, per channel, is written into it.
       link.outbox.pushRecord(call, index === 0 ? body : Buffer.from(body))

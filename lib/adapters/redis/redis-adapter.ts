@@ -113,20 +113,18 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
       return
     }
     stats.received++
-    const envelope = decoded.envelope
-    if (envelope.kind === 'broadcast' && envelope.rooms !== undefined && envelope.rooms.length > 1) {
-      // One room's copy of a broadcast to several: which room, from the channel it came on.
-      const via = viaOf(envelope.rooms, channel)
-      if (via === undefined) return
-      self.deliver({ ...envelope, via })
-      return
-    }
-    self.deliver(envelope)
+    const envelope = asReceived(decoded.envelope, channel)
+    if (envelope !== undefined) self.deliver(envelope)
   }
 
-  /** The room of a copy of a broadcast to several rooms, from the channel it came on; undefined when none matches. */
-  function viaOf (rooms: readonly string[], channel: string): string | undefined {
-    return rooms.find(room => roomChannel(base, room) === channel)
+  /**
+   * An envelope as the channel it came on makes it: one room's copy of a broadcast to several gets
+   * that room as `via`; undefined for a copy on a channel of none of its rooms.
+   */
+  function asReceived (envelope: HubEnvelope, channel: string): HubEnvelope | undefined {
+    if (envelope.kind !== 'broadcast' || envelope.rooms === undefined || envelope.rooms.length < 2) return envelope
+    const via = envelope.rooms.find(room => roomChannel(base, room) === channel)
+    return via === undefined ? undefined : { ...envelope, via }
   }
 
   /**
@@ -148,15 +146,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
     // at this node, and the offsets its clients acknowledge would claim they got it. A late one
     // is in order (the script published it in offset order); it is delivered, however late.
     if (decoded.nodeId !== self.nodeId) stats.received++
-    const envelope = decoded.envelope
-    let via: string | undefined
-    if (envelope.kind === 'broadcast' && envelope.rooms !== undefined && envelope.rooms.length > 1) {
-      via = viaOf(envelope.rooms, channel)
-      if (via === undefined) return
-      self.deliver(deliverable(decoded, { ...envelope, via }, via))
-      return
-    }
-    self.deliver(deliverable(decoded, envelope, via))
+    const envelope = asReceived(decoded.envelope, channel)
+    if (envelope !== undefined) self.deliver(deliverable(decoded, envelope))
   }
 
   /** A control message for a client this node holds, from a node that wants its session (this one included). */
