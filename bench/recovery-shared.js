@@ -1,6 +1,8 @@
 // What the two recovery benches (bench/recovery.js for the hub, bench/recovery-socketio.js for
 // socket.io) measure and print the same way, so that their figures sit side by side: the
 // measured part of a broadcast case, the check of a replay's sequence numbers, the tables.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { cpuUsOf, machineBusyPercent, machineTimes } from './measure.js'
 import { redisCpuUs } from './redis-admin.js'
 import { sleep, until } from './wait.js'
@@ -124,4 +126,13 @@ export function replayTable (rows) {
     lines.push(r.case.padEnd(30) + [String(r.recovered), fmt(r.replayMs, 1), fmt(r.connectMs, 1), fmt(r.serverCpuMs, 1), fmt(r.received, 0), fmt(r.missing, 0), fmt(r.duplicates, 0), fmt(r.outOfOrder, 0)].map((c) => c.padStart(12)).join(''))
   }
   return lines.join('\n')
+}
+
+/** Writes a run's results to `<dir>/results/<name>.json` and prints them, with the run's length. */
+export function writeResults (dir, name, output) {
+  mkdirSync(join(dir, 'results'), { recursive: true })
+  const file = join(dir, 'results', `${name}.json`)
+  writeFileSync(file, JSON.stringify(output, null, 2) + '\n')
+  console.log(JSON.stringify(output))
+  console.log(`\ndone in ${output.seconds.toFixed(0)} s; results in ${file}`)
 }

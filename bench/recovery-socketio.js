@@ -53,13 +53,12 @@
 // Prints a table per part and one JSON line per measurement ({"bench":"recovery-socketio",...}),
 // then one JSON line with everything, also written to bench/results/recovery-socketio(-quick).json.
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killChildrenOnExit, startChild, stopChild } from './children.js'
-import { broadcastTable, checkSeqs, cleanRedis, connectFleet, measureBroadcasts, replayTable } from './recovery-shared.js'
+import { broadcastTable, checkSeqs, cleanRedis, connectFleet, measureBroadcasts, replayTable, writeResults } from './recovery-shared.js'
 import { nowMicros, serve } from './ipc.js'
 import { cpuUsOf, machineInfo } from './measure.js'
 import { reachableRedis } from './redis-admin.js'
@@ -368,11 +367,7 @@ async function main () {
 
   redis.disconnect()
   output.seconds = (Date.now() - began) / 1000
-  mkdirSync(join(here, 'results'), { recursive: true })
-  const file = join(here, 'results', quick ? 'recovery-socketio-quick.json' : 'recovery-socketio.json')
-  writeFileSync(file, JSON.stringify(output, null, 2) + '\n')
-  console.log(JSON.stringify(output))
-  console.log(`\ndone in ${output.seconds.toFixed(0)} s; results in ${file}`)
+  writeResults(here, quick ? 'recovery-socketio-quick' : 'recovery-socketio', output)
 }
 
 // Last, so that every const above is initialised before either role runs.

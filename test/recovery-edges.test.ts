@@ -2,7 +2,8 @@
 // up, a node that misses events, a history store that fails, resume frames that never come or
 // are not resume frames; and the pieces (frame parsing, replay order) on their own.
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
+import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import { memoryAdapter, type HubAdapter, type HubNode, type RecordedEnvelope, type RecoveryStore } from '../dist/index.js'
 import { replayOrder, addressedTo } from '../dist/recovery/replay.js'
@@ -45,6 +46,15 @@ function recordedTick (clientId: string, epoch: string, n: number, offset: numbe
     position: { stream: `c:${clientId}`, epoch, offset },
     origin: { node: 'hub', ordinal: n, publishedAt: Date.now() }
   }
+}
+
+/** A session whose socket is gone (the hub saw the close): its id and token, for a resume. */
+async function sessionLeft (t: TestContext, app: FastifyInstance, url: string): Promise<{ id: string, token: string }> {
+  const first = await rawSession(t, url)
+  const session = await first.session()
+  first.socket.terminate()
+  await waitFor(() => !app.hub.clients.has(session.id), 2000, 'gone')
+  return session
 }
 
 test('events published while a resume is being set up come after the replay, none twice, none missing', async (t) => {
@@ -284,10 +294,7 @@ test('a broadcast to two rooms got through the first, then the first left: a res
 
 test('frames sent with the resume frame, in one TCP write, are handled after the opening, in order', async (t) => {
   const { app, url } = await startRecoveryHub(t)
-  const first = await rawSession(t, url)
-  const { id, token } = await first.session()
-  first.socket.terminate()
-  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const { id, token } = await sessionLeft(t, app, url)
   const socket = new WebSocket(`${url}?_resume=1`)
   t.after(() => socket.terminate())
   const frames: string[] = []
@@ -306,10 +313,7 @@ test('frames sent with the resume frame, in one TCP write, are handled after the
 
 test('an invalid frame right behind the resume frame closes that socket (1002) and nothing else', async (t) => {
   const { app, url } = await startRecoveryHub(t)
-  const first = await rawSession(t, url)
-  const { id, token } = await first.session()
-  first.socket.terminate()
-  await waitFor(() => !app.hub.clients.has(id), 2000, 'gone')
+  const { id, token } = await sessionLeft(t, app, url)
   const socket = new WebSocket(`${url}?_resume=1`)
   t.after(() => socket.terminate())
   socket.on('error', () => {})
