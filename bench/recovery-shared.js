@@ -136,3 +136,19 @@ export function writeResults (dir, name, output) {
   console.log(JSON.stringify(output))
   console.log(`\ndone in ${output.seconds.toFixed(0)} s; results in ${file}`)
 }
+
+/** Calls `emit` `count` times paced at `rate`/s (a late timer catches up, so the rate offered holds). */
+export async function pacedEmits (emit, rate, count) {
+  const started = performance.now()
+  let sent = 0
+  await new Promise((resolve) => {
+    const tick = () => {
+      const elapsed = performance.now() - started
+      while (sent < count && sent * 1000 / rate <= elapsed) { emit(); sent++ }
+      if (sent >= count) resolve()
+      else setTimeout(tick, Math.max(0, sent * 1000 / rate - (performance.now() - started)))
+    }
+    tick()
+  })
+  return { sent, ms: performance.now() - started }
+}

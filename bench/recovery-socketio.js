@@ -58,7 +58,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killChildrenOnExit, startChild, stopChild } from './children.js'
-import { broadcastTable, checkSeqs, cleanRedis, connectFleet, measureBroadcasts, replayTable, writeResults } from './recovery-shared.js'
+import { broadcastTable, checkSeqs, cleanRedis, connectFleet, measureBroadcasts, pacedEmits, replayTable, writeResults } from './recovery-shared.js'
 import { nowMicros, serve } from './ipc.js'
 import { cpuUsOf, machineInfo } from './measure.js'
 import { reachableRedis } from './redis-admin.js'
@@ -129,19 +129,9 @@ async function runNode (cfg) {
     seq: () => seq,
     /** `count` emits paced at `rate`/s (a late timer catches up, so the rate offered holds). */
     async paced ({ rate, count }) {
-      const started = performance.now()
-      let sent = 0
-      await new Promise((resolve) => {
-        const tick = () => {
-          const elapsed = performance.now() - started
-          while (sent < count && sent * 1000 / rate <= elapsed) { emit(); sent++ }
-          if (sent >= count) resolve()
-          else setTimeout(tick, Math.max(0, sent * 1000 / rate - (performance.now() - started)))
-        }
-        tick()
-      })
+      const paced = await pacedEmits(emit, rate, count)
       await flush()
-      return { sent, ms: performance.now() - started }
+      return paced
     },
     /** `count` emits at once, then waits until Redis has them all. */
     async burst ({ count }) {

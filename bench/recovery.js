@@ -63,7 +63,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killChildrenOnExit, startChild, stopChild } from './children.js'
-import { broadcastTable, checkSeqs, cleanRedis, connectFleet, measureBroadcasts, replayTable, writeResults } from './recovery-shared.js'
+import { broadcastTable, checkSeqs, cleanRedis, connectFleet, measureBroadcasts, pacedEmits, replayTable, writeResults } from './recovery-shared.js'
 import { nowMicros, serve } from './ipc.js'
 import { cpuUsOf, machineInfo } from './measure.js'
 import { reachableRedis } from './redis-admin.js'
@@ -155,18 +155,7 @@ async function runNode (cfg) {
     seq: () => seq,
     /** `count` broadcasts paced at `rate`/s (a late timer catches up, so the rate offered holds). */
     async paced ({ rate, count }) {
-      const started = performance.now()
-      let sent = 0
-      await new Promise((resolve) => {
-        const tick = () => {
-          const elapsed = performance.now() - started
-          while (sent < count && sent * 1000 / rate <= elapsed) { emit(); sent++ }
-          if (sent >= count) resolve()
-          else setTimeout(tick, Math.max(0, sent * 1000 / rate - (performance.now() - started)))
-        }
-        tick()
-      })
-      return { sent, ms: performance.now() - started }
+      return await pacedEmits(emit, rate, count)
     },
     /**
      * `count` events at once, to everyone; or (`to`) to one client, then a fence (seq 0) to everyone,
