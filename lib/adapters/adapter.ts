@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { RecoveryStore } from '../recovery/store.ts'
+import type { PresenceStore } from '../presence/store.ts'
 
 /** A broadcast that travels between nodes: the payload is already encoded, framing is per node. */
 export interface BroadcastEnvelope {
@@ -34,6 +35,35 @@ export interface DirectEnvelope {
 
 /** What one node publishes to the others. */
 export type HubEnvelope = BroadcastEnvelope | DirectEnvelope
+
+/**
+ * Which other nodes a node message is for: every node, the nodes with members of a room, or the
+ * node that holds a client. An adapter may reach more nodes than these (a node still subscribed to
+ * a room it just emptied): each answers for what it holds, nothing when it holds nothing.
+ */
+export type NodeAudience =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'room', readonly room: string }
+  | { readonly kind: 'client', readonly id: string }
+
+/**
+ * A message from one node to others, not to clients: the hub's cluster-wide operations
+ * (`fetchClients`, `join`, `leave`, `disconnect`) and the application's `emitToNodes`. Plain JSON.
+ */
+export interface NodeMessage {
+  /** What the receiving node is asked to do. */
+  readonly op: string
+  /** The operation's arguments. */
+  readonly [argument: string]: unknown
+}
+
+/** One node's answer to a node message sent with `askNodes`. */
+export interface NodeAnswer {
+  /** The answering node. */
+  readonly nodeId: string
+  /** What its `HubNode.onNodeMessage` returned (plain JSON). */
+  readonly answer: unknown
+}
 
 /** The side of a hub that an adapter talks to. */
 export interface HubNode {
@@ -98,6 +128,22 @@ export interface HubAdapter {
   watch? (kind: Interest, name: string): Promise<void> | undefined
   /** The room lost its last local member, or the client left: the adapter may stop carrying its traffic here. */
   unwatch? (kind: Interest, name: string): void
+  /**
+   * Sends a node message to the other nodes of an audience and collects their answers: each node
+   * that gets it calls its `HubNode.onNodeMessage` and the answer comes back. Resolves once every
+   * node it reached has answered. Rejects with `NodesTimeoutError` (holding the answers that came)
+   * when some did not answer within `timeout` ms, and with the adapter's own error when the
+   * message could not be sent. Adapters without it act on this node alone.
+   */
+  askNodes? (audience: NodeAudience, message: NodeMessage, timeout: number): Promise<NodeAnswer[]>
+  /**
+   * Sends a node message to the other nodes of an audience, without answers (`emitToNodes`).
+   * Never throws. In publish order per publisher and audience.
+   * @returns true when it left this node, false when it was dropped (no other node, link down)
+   */
+  notifyNodes? (audience: NodeAudience, message: NodeMessage): boolean
+  /** Who is in the presence rooms on every node, for hubs with the `presence` option. */
+  readonly presence?: PresenceStore
   /** History and sessions, for hubs with the `recovery` option; adapters without it cannot recover sessions. */
   readonly recovery?: RecoveryStore
   /** Counters of the adapter's own (published, dropped, malformed...), merged into `hub.stats()`. */
