@@ -58,6 +58,8 @@ export class Client<
   readonly request: TRequest
   /** The underlying `ws` WebSocket; frames written past the hub lose its ordering guarantees. */
   readonly socket: WebSocket
+  /** When the socket opened, ms since the epoch. */
+  readonly connectedAt: number
 
   /** @internal */ readonly _core: HubCore
   /** @internal */ readonly _handlers: RouteHandlers
@@ -127,6 +129,7 @@ export class Client<
     this._ip = ip
     this._lastSeen = Date.now()
     this._heardAt = this._lastSeen
+    this.connectedAt = this._lastSeen
   }
 
   /** This client as the hub stores it: the hub does not care about the params' type. */

@@ -67,3 +67,32 @@ export const UnknownEventError = defineError<'FST_WS_HUB_UNKNOWN_EVENT', 500, [s
 /** An event's (or a reply's) data does not match its schema, checked with `validateEvents` or found by its serialiser. */
 export const InvalidEventError = defineError<'FST_WS_HUB_INVALID_EVENT', 500, [string, string]>(
   'FST_WS_HUB_INVALID_EVENT', 'The data of "%s" does not match its schema: %s', 500, TypeError)
+
+/** A cluster-wide operation's argument is wrong (a target that is neither an id nor `{ room }`, a close code ws refuses). */
+export const InvalidArgumentError = defineError<'FST_WS_HUB_INVALID_ARGUMENT', 500, [string, string]>(
+  'FST_WS_HUB_INVALID_ARGUMENT', 'Invalid argument "%s": %s', 500, TypeError)
+
+const NodesTimeoutBase = defineError<'FST_WS_HUB_NODES_TIMEOUT', 504, [number, number]>(
+  'FST_WS_HUB_NODES_TIMEOUT', '%d node(s) did not answer within %d ms', 504)
+
+/**
+ * Some nodes did not answer a cluster-wide operation (`fetchClients`, `join`, `leave`,
+ * `disconnect` with a target on other nodes) in time: a node that hangs, or one whose link to the
+ * others fails without a close. A node that is gone (its process ended) is not waited for. What
+ * the nodes that answered gave is on the error.
+ */
+export class NodesTimeoutError extends NodesTimeoutBase {
+  /** Nodes that did not answer. */
+  readonly missing: number
+  /** Ids of the nodes that answered, this one first. */
+  readonly answered: readonly string[]
+  /** For `fetchClients`: the clients of the nodes that answered; for the others: the clients acted on. */
+  readonly partial: unknown
+
+  constructor (missing: number, timeout: number, answered: readonly string[], partial: unknown) {
+    super(missing, timeout)
+    this.missing = missing
+    this.answered = answered
+    this.partial = partial
+  }
+}

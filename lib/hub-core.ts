@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { TSchema } from '@sinclair/typebox'
 import type { FastifyBaseLogger } from 'fastify'
-import type { HubAdapter, HubEnvelope, HubNode } from './adapters/adapter.ts'
+import type { HubAdapter, HubEnvelope, HubNode, NodeMessage } from './adapters/adapter.ts'
 import { memoryAdapter } from './adapters/memory.ts'
 import type { Client } from './client.ts'
 import type { Hub } from './hub.ts'
@@ -16,6 +16,7 @@ import { createCounters, type HubStats } from './stats.ts'
 import { RELEASE_PROBE, type ClientSession } from './recovery/session.ts'
 import type { RecordedEnvelope, RecoveryStore } from './recovery/store.ts'
 import { encodePosition, withPosition } from './recovery/wire.ts'
+import { ClusterControl } from './control/cluster-control.ts'
 
 const OPEN = 1
 const RESOLVED = Promise.resolve()
@@ -68,6 +69,8 @@ export class HubCore implements HubNode {
   hub: Hub | undefined
   /** History and sessions, when the `recovery` option is on. */
   readonly store: RecoveryStore | undefined
+  /** Cluster-wide operations (`fetchClients`, `join`, `leave`, `disconnect`, node messages). */
+  readonly control = new ClusterControl(this)
   #sessionKeeper: NodeJS.Timeout | undefined
   /**
    * The last recorded offset this node delivered per stream it has clients in: an offset that
@@ -88,6 +91,10 @@ export class HubCore implements HubNode {
     this.#ceiling = options.maxBufferedBytes + options.maxBurstBytes
     this.store = options.recovery === false ? undefined : this.adapter.recovery
     this.store?.configure(options.recovery as Exclude<ResolvedHubOptions['recovery'], false>)
+  }
+
+  handleNodeMessage (message: NodeMessage, from: string): Promise<unknown> {
+    return this.control.handle(message, from)
   }
 
   holds (clientId: string): boolean {

@@ -4,6 +4,10 @@ import type { HubCore, TypedRouteDescription } from './hub-core.ts'
 import { encodeMessage, type EncodedMessage, type OutgoingMessage } from './message.ts'
 import { registerHubRoute, type AnyHubRouteOptions, type HubRouteOptions, type NoParams } from './route.ts'
 import type { HubStats } from './stats.ts'
+import type { ClientInfo } from './control/client-info.ts'
+import type { NodeMessageHandler } from './control/cluster-control.ts'
+import type { ControlTarget } from './control/targets.ts'
+import { CloseCode } from './constants.ts'
 import {
   buildAsyncApi,
   encodeEvent,
@@ -26,6 +30,14 @@ export interface BroadcastOptions {
    * its route's params and events (only its `id` is read).
    */
   except?: { readonly id: string } | string
+}
+
+/** Which clients `fetchClients` lists, and how long it waits for the other nodes. */
+export interface FetchClientsOptions {
+  /** Only the members of this room. */
+  room?: string
+  /** Ms to wait for the other nodes' answers; default the hub's `controlTimeout`. */
+  timeout?: number
 }
 
 /** A broadcast's rooms and excepted client id, from its options. */
@@ -179,6 +191,71 @@ export class Hub<TEvents extends object = HubEvents> {
     const client = core.clients.get(clientId)
     if (client !== undefined) return core.writeMessage(client, message)
     return core.adapter.publish({ kind: 'send', to: clientId, payload: message.payload, binary: message.binary })
+  }
+
+  /**
+   * The open clients of every node of the cluster, or the members of a room: id, node, route,
+   * rooms, params (as JSON) and when each connected. A node that has ended is not waited for.
+   * @throws {NodesTimeoutError} `FST_WS_HUB_NODES_TIMEOUT` when some node did not answer within
+   *   the timeout; its `partial` holds the clients of the nodes that did
+   */
+  fetchClients<TParams = Record<string, unknown>> (options: FetchClientsOptions = {}): Promise<Array<ClientInfo<TParams>>> {
+    const timeout = options.timeout ?? this.#core.options.controlTimeout
+    return this.#core.control.fetchClients(options.room, timeout) as Promise<Array<ClientInfo<TParams>>>
+  }
+
+  /**
+   * Makes a client (by id) or every member of `{ room }` join a room, on whichever node each is.
+   * Resolves once all of them have joined and their nodes receive the room's broadcasts.
+   * @returns the number of clients that were told to join
+   * @throws {NodesTimeoutError} when a node that holds targets did not answer within `controlTimeout`
+   * @throws {InvalidArgumentError} for a target that is neither an id nor `{ room }`
+   */
+  join (target: ControlTarget, room: string): Promise<number> {
+    return this.#core.control.joinOrLeave('join', target, room, this.#core.options.controlTimeout)
+  }
+
+  /**
+   * Makes a client (by id) or every member of `{ room }` leave a room, on whichever node each is.
+   * @returns the number of clients that were told to leave
+   * @throws {NodesTimeoutError} when a node that holds targets did not answer within `controlTimeout`
+   */
+  leave (target: ControlTarget, room: string): Promise<number> {
+    return this.#core.control.joinOrLeave('leave', target, room, this.#core.options.controlTimeout)
+  }
+
+  /**
+   * Closes a client (by id) or every member of `{ room }`, on whichever node each is, with a close
+   * code and reason; their `onClose` hooks run as for any close.
+   * @param code 1000 (default) or an application code 3000-4999
+   * @param reason at most 123 bytes of UTF-8
+   * @returns the number of clients it closed
+   * @throws {InvalidArgumentError} for another code, a longer reason, or a bad target
+   * @throws {NodesTimeoutError} when a node that holds targets did not answer within `controlTimeout`
+   */
+  disconnect (target: ControlTarget, code: number = CloseCode.normal, reason = ''): Promise<number> {
+    return this.#core.control.disconnect(target, code, reason, this.#core.options.controlTimeout)
+  }
+
+  /**
+   * Sends a message to the other nodes' hubs (not to clients, not to this node): a cache to drop,
+   * settings to reload. Their `onNodeMessage(type)` handlers get it, in the order sent.
+   * @param data any value with a JSON form; handlers get its JSON copy
+   * @returns false when it could not leave this node (no other node, Redis down)
+   * @throws {InvalidArgumentError} for an empty type
+   * @throws {TypeError} for data with no JSON form
+   */
+  emitToNodes (type: string, data?: unknown): boolean {
+    return this.#core.control.emitToNodes(type, data)
+  }
+
+  /**
+   * Handles the messages other nodes send with `emitToNodes(type)`. A handler that throws or
+   * rejects is logged and counted in `handlerErrors`; the other handlers still run.
+   * @returns a function that removes the handler
+   */
+  onNodeMessage<T = unknown> (type: string, handler: NodeMessageHandler<T>): () => void {
+    return this.#core.control.onNodeMessage(type, handler as NodeMessageHandler)
   }
 
   /** The hub's counters. */

@@ -9,7 +9,9 @@ export { WebsocketHandshakeSuccess, WebsocketServerPingMsg, CloseCode } from './
 export {
   AlreadyRegisteredError,
   HandlerError,
+  InvalidArgumentError,
   InvalidOptionError,
+  NodesTimeoutError,
   InvalidEventError,
   InvalidParamsError,
   InvalidRouteError,
@@ -22,7 +24,10 @@ export {
 export { Client } from './client.ts'
 export type { ClientParams, ClientState, PlainUpgradeRequest } from './client.ts'
 export { Hub } from './hub.ts'
-export type { BroadcastOptions } from './hub.ts'
+export type { BroadcastOptions, FetchClientsOptions } from './hub.ts'
+export type { ClientInfo } from './control/client-info.ts'
+export type { NodeMessageHandler } from './control/cluster-control.ts'
+export type { ControlTarget } from './control/targets.ts'
 export type { HubRouteOptions, HubRouteFastifyOptions, HubUpgradeRequest, NoParams, RouteClient } from './route.ts'
 export { defineRoute } from './typed/index.ts'
 export type {
@@ -58,7 +63,8 @@ export type { OutgoingMessage } from './message.ts'
 export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions, RecoveryOptions } from './options.ts'
 export type { HubStats } from './stats.ts'
 export type { TypedRouteDescription } from './hub-core.ts'
-export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope, Interest } from './adapters/adapter.ts'
+export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope, Interest, NodeAnswer, NodeAudience, NodeMessage } from './adapters/adapter.ts'
+export type { PresenceMember, PresenceStore } from './presence/store.ts'
 export { memoryAdapter, MemoryBus } from './adapters/memory.ts'
 export type { MemoryAdapterOptions } from './adapters/memory.ts'
 export type {

@@ -101,6 +101,12 @@ export interface FastifyWsHubOptions {
    * `true` takes the defaults. Default false.
    */
   recovery?: RecoveryOptions | boolean
+  /**
+   * Ms a cluster-wide operation (`fetchClients`, and `join`, `leave`, `disconnect` of clients on
+   * other nodes) waits for the nodes' answers before it rejects with `FST_WS_HUB_NODES_TIMEOUT`.
+   * Default 5000.
+   */
+  controlTimeout?: number
   /** Options for @fastify/websocket when this plugin registers it. */
   websocket?: WebsocketPluginOptions
 }
@@ -132,6 +138,7 @@ export interface ResolvedHubOptions {
   maxInvalidMessages: number
   validateEvents: boolean
   recovery: RecoveryLimits | false
+  controlTimeout: number
   websocket: WebsocketPluginOptions
 }
 
@@ -165,6 +172,7 @@ const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   maxInvalidMessages: true,
   validateEvents: true,
   recovery: true,
+  controlTimeout: true,
   websocket: true
 }
 const RECOVERY_KEYS: Record<keyof RecoveryOptions, true> = { maxDisconnection: true, maxMessages: true }
@@ -358,6 +366,7 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     maxInvalidMessages: wholeNumber('maxInvalidMessages', given.maxInvalidMessages, 10, 1),
     validateEvents: resolveFlag('validateEvents', given.validateEvents, false),
     recovery: resolveRecovery(given.recovery, adapter),
+    controlTimeout: positiveNumber('controlTimeout', given.controlTimeout, 5_000),
     websocket: given.websocket ?? {}
   }
 }

@@ -61,7 +61,7 @@ export interface NodeMessage {
 export interface NodeAnswer {
   /** The answering node. */
   readonly nodeId: string
-  /** What its `HubNode.onNodeMessage` returned (plain JSON). */
+  /** What its `HubNode.handleNodeMessage` returned (plain JSON). */
   readonly answer: unknown
 }
 
@@ -93,6 +93,13 @@ export interface HubNode {
   release (clientId: string): void
   /** Whether this node holds the client now (an open socket, resumable or not). */
   holds (clientId: string): boolean
+  /**
+   * A node message from another node (`askNodes`, `notifyNodes`): acts on it, and returns the
+   * answer to send back (plain JSON), or a promise of it. Never throws, never rejects: a message
+   * it cannot make sense of is answered `null` and logged.
+   * @param from the id of the node that sent it
+   */
+  handleNodeMessage (message: NodeMessage, from: string): unknown
 }
 
 /** What a node can ask to receive from the others: a room's broadcasts, or the messages `sendTo` one of its clients. */
@@ -130,7 +137,7 @@ export interface HubAdapter {
   unwatch? (kind: Interest, name: string): void
   /**
    * Sends a node message to the other nodes of an audience and collects their answers: each node
-   * that gets it calls its `HubNode.onNodeMessage` and the answer comes back. Resolves once every
+   * that gets it calls its `HubNode.handleNodeMessage` and the answer comes back. Resolves once every
    * node it reached has answered. Rejects with `NodesTimeoutError` (holding the answers that came)
    * when some did not answer within `timeout` ms, and with the adapter's own error when the
    * message could not be sent. Adapters without it act on this node alone.

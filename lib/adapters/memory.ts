@@ -1,4 +1,5 @@
-import type { HubAdapter, HubEnvelope, HubNode } from './adapter.ts'
+import type { HubAdapter, HubEnvelope, HubNode, NodeAnswer, NodeMessage } from './adapter.ts'
+import { NodesTimeoutError } from '../errors.ts'
 import { MemoryRecoveryHistory } from '../recovery/memory-store.ts'
 
 /**
@@ -44,6 +45,37 @@ export function memoryAdapter (options: MemoryAdapterOptions = {}): HubAdapter {
       if (reached) published++
       return reached
     },
+    async askNodes (_audience, message: NodeMessage, timeout: number): Promise<NodeAnswer[]> {
+      const from = self?.nodeId ?? ''
+      // Every other node gets it (each answers for what it holds), as a copy through JSON: what
+      // crosses a real network could not share objects with the sender either.
+      const others = [...bus.nodes].filter(node => node !== self)
+      const answers: NodeAnswer[] = []
+      const all = Promise.all(others.map(async (node) => {
+        const answer = await node.handleNodeMessage(viaJson(message), from)
+        answers.push({ nodeId: node.nodeId, answer: viaJson(answer) })
+      }))
+      let timer: NodeJS.Timeout | undefined
+      const expired = new Promise<never>((resolve, reject) => {
+        timer = setTimeout(() => { reject(new NodesTimeoutError(others.length - answers.length, timeout, answers.map(answer => answer.nodeId), [...answers])) }, timeout)
+      })
+      try {
+        await Promise.race([all, expired])
+        return answers
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+    notifyNodes (_audience, message: NodeMessage): boolean {
+      const from = self?.nodeId ?? ''
+      let reached = false
+      for (const node of bus.nodes) {
+        if (node === self) continue
+        void node.handleNodeMessage(viaJson(message), from)
+        reached = true
+      }
+      return reached
+    },
     async clusterCount (): Promise<number> {
       let total = 0
       for (const node of bus.nodes) total += node.onlineCount()
@@ -62,4 +94,9 @@ export function memoryAdapter (options: MemoryAdapterOptions = {}): HubAdapter {
       self = undefined
     }
   }
+}
+
+/** A copy of a plain JSON value, as another process would receive it. */
+function viaJson<T> (value: T): T {
+  return value === undefined ? value : JSON.parse(JSON.stringify(value))
 }

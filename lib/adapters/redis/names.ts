@@ -90,3 +90,8 @@ export function clientHistoryKey (keys: string, clientId: string): string {
 export function sessionKey (keys: string, clientId: string): string {
   return `${keys}:session:{${clientId}}`
 }
+
+/** The channel of one node's own messages: the answers to what it asked the other nodes (`askNodes`). */
+export function nodeChannel (base: string, nodeId: string): string {
+  return `${base}:node:{${nodeId}}`
+}

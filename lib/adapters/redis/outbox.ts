@@ -13,6 +13,16 @@ interface Queued {
   message: Buffer
   /** Set for a recorded envelope: the record script publishes it, and numbers on its channel are its own. */
   record: RecordCall | undefined
+  /** Set for a node message (no sequence number): told how many subscribers Redis gave it to, or that it was not sent. */
+  reply?: PublishReply
+}
+
+/** What the sender of a node message learns of its publish. */
+export interface PublishReply {
+  /** Redis published it to this many subscribers (nodes). */
+  sent: (receivers: number) => void
+  /** It was not sent, or Redis refused it. */
+  failed: () => void
 }
 
 /**
@@ -63,6 +73,16 @@ export class Outbox {
     this.#flushing ??= setImmediate(() => this.flush())
   }
 
+  /**
+   * Queues a node message for the end of this turn, in one order with the envelopes (a
+   * `disconnect` after a broadcast reaches each node after the broadcast).
+   */
+  pushNodeMessage (channel: string, message: Buffer, reply: PublishReply): void {
+    this.#queued.push({ channel, message, record: undefined, reply })
+    this.bytes += message.length
+    this.#flushing ??= setImmediate(() => this.flush())
+  }
+
   /** Queues a recorded body for the end of this turn, in one order with the plain envelopes. */
   pushRecord (call: RecordCall, body: Buffer): void {
     this.#queued.push({ channel: call.channel, message: body, record: call })
@@ -83,19 +103,24 @@ export class Outbox {
     const stats = this.#stats
     // Found down or stalled since they were published: dropped before they left, without a number.
     if (pubsub.commands.status !== 'ready' || this.#watch.stalled) {
-      stats.dropped += queued.length
+      for (const { reply } of queued) {
+        if (reply === undefined) stats.dropped++
+        else reply.failed()
+      }
       return
     }
     this.#ageCounters()
-    for (const { channel, message, record: call } of queued) {
+    for (const { channel, message, record: call, reply } of queued) {
+      if (reply !== undefined) continue
       if (call === undefined) stampSequence(message, this.#next(channel))
       else stampSequence(message, this.#next(channel + RECORDED_SEQUENCE), BODY_SEQUENCE_OFFSET)
     }
     if (queued.length === 1 || pubsub.sharded) {
-      for (const { channel, message, record: call } of queued) {
+      for (const entry of queued) {
+        const { channel, message, record: call } = entry
         const sent = call === undefined ? pubsub.publish(channel, message) : record(pubsub.commands, call, message)
         // Rejected before it left (link down) or in flight when the link broke: either way not delivered by us.
-        this.#watch.track(sent, message.length).then(() => { stats.published++ }, () => { stats.dropped++ })
+        this.#watch.track(sent, message.length).then((result) => { settled(entry, null, result, stats) }, () => { settled(entry, new Error('not sent'), undefined, stats) })
       }
       return
     }
@@ -105,11 +130,10 @@ export class Outbox {
       else recordInPipeline(pipeline, call, message)
     }
     this.#watch.track(pipeline.exec(), bytes).then((results) => {
-      for (const [error] of results as Array<[Error | null, unknown]>) {
-        if (error === null) stats.published++
-        else stats.dropped++
-      }
-    }, () => { stats.dropped += queued.length })
+      (results as Array<[Error | null, unknown]>).forEach(([error, result], index) => { settled(queued[index] as Queued, error, result, stats) })
+    }, () => {
+      for (const entry of queued) settled(entry, new Error('not sent'), undefined, stats)
+    })
   }
 
   /** The channel's next sequence number (u32, wrapping). */
@@ -127,5 +151,18 @@ export class Outbox {
     this.#periodStart = now
     this.#previousSequences = this.#sequences
     this.#sequences = new Map()
+  }
+}
+
+/** Counts a queued message's outcome, or tells its sender (a node message is not an envelope: it is not counted). */
+function settled (entry: Queued, error: Error | null, result: unknown, stats: AdapterCounters): void {
+  const reply = entry.reply
+  if (reply === undefined) {
+    if (error === null) stats.published++
+    else stats.dropped++
+  } else if (error === null) {
+    reply.sent(Number(result))
+  } else {
+    reply.failed()
   }
 }

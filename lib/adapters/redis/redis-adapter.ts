@@ -1,4 +1,4 @@
-import type { HubAdapter, HubEnvelope, HubNode, Interest } from '../adapter.ts'
+import type { HubAdapter, HubEnvelope, HubNode, Interest, NodeAnswer, NodeAudience, NodeMessage } from '../adapter.ts'
 import type { RecoveryStore } from '../../recovery/store.ts'
 import { decodeEnvelope, encodeEnvelope, plainHeaderOf } from './codec.ts'
 import { RedisUnavailableError } from './errors.ts'
@@ -8,6 +8,8 @@ import { ignore, openClusterCommands, openCommands, openSubscriber, ready, shutD
 import { allChannel, channelBase, clientChannel, keyBase, leaseKey, roomChannel } from './names.ts'
 import { resolveOptions, type RedisAdapterOptions } from './options.ts'
 import { Outbox, RECORDED_SEQUENCE } from './outbox.ts'
+import { isAnswer, isQuestion } from './node-codec.ts'
+import { NodeMessages } from './node-messages.ts'
 import { CONTROL_RELEASE, decodeControl, decodeRecorded, isControl, isRecorded } from './record-codec.ts'
 import { deliverable, RedisRecovery } from './recovery.ts'
 import { defineSessionScripts } from './sessions.ts'
@@ -58,12 +60,15 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
   const sequences = new SequenceTracker()
   const recovery = new RedisRecovery(stallTimeout, maxPendingBytes)
   const watch = new CommandWatch(stallTimeout, onStall, linkBack)
+  const nodeMessages = new NodeMessages()
   let node: HubNode | undefined
   let gapReporter: GapReporter | undefined
   /** Known at start, when the connection's database and keyPrefix are. */
   let base = ''
   let everyone = ''
   let plainHeader = ''
+  /** This node's own channel: answers to its node messages. */
+  let ownChannel = ''
   /** Publishes, lease writes and count queries. The user's client when given. */
   let commands: AnyRedis | undefined
   /** In subscriber mode, so it can do nothing else. Always the adapter's own. */
@@ -87,6 +92,15 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
     const self = node as HubNode
     stats.receivedBytes += message.length
     const channel = messageChannel.toString()
+    if (isQuestion(message)) {
+      nodeMessages.onQuestion(message)
+      return
+    }
+    if (isAnswer(message)) {
+      if (channel === ownChannel) nodeMessages.onAnswer(message)
+      else stats.malformed++
+      return
+    }
     // Sent before this node's UNSUBSCRIBE reached Redis: nobody here wants it, and tracking its
     // sequence again would make the room's next subscription start from a stale number.
     if (channel !== everyone && subscriptions?.has(channel) !== true) return
@@ -250,6 +264,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
         hubNode.log.warn({ keyPrefix }, 'fastify-ws-hub redis: the client\'s keyPrefix holds a hash tag: every channel and key goes to one shard of the cluster')
       }
       outbox = new Outbox(pubsub, watch, stats)
+      nodeMessages.attach({ node: hubNode, outbox, base, stats, available })
+      ownChannel = nodeMessages.channel
       subscriptions = new Subscriptions(pubsub, stallTimeout, (channel) => {
         sequences.forgetChannel(channel)
         sequences.forgetChannel(channel + RECORDED_SEQUENCE)
@@ -271,7 +287,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
       commands.on('ready', onCommandsReady)
       subscriber.on('error', onLinkError)
       subscriber.on(pubsub.messageEvent, onMessage)
-      const subscribed = pubsub.subscribe(everyone).then(ignore, (error: unknown) => {
+      const subscribed = Promise.all([pubsub.subscribe(everyone), pubsub.subscribe(ownChannel)]).then(ignore, (error: unknown) => {
         if (!closed) hubNode.log.warn({ err: error }, 'fastify-ws-hub redis: subscription failed')
       })
       // Redis down at start is not fatal: the hub serves its own clients and joins when Redis comes.
@@ -323,6 +339,14 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
       subscriptions?.unwatch(channelOf(kind, name), kind === 'room' ? unsubscribeDelay : 0)
     },
 
+    askNodes (audience: NodeAudience, message: NodeMessage, timeout: number): Promise<NodeAnswer[]> {
+      return nodeMessages.ask(audience, message, timeout)
+    },
+
+    notifyNodes (audience: NodeAudience, message: NodeMessage): boolean {
+      return nodeMessages.notify(audience, message)
+    },
+
     async clusterCount (): Promise<number> {
       const others = await sumOthers(COUNT_FIELD, true)
       return others + (node as HubNode).onlineCount()
@@ -352,6 +376,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
       // What was published before close still goes, ahead of the lease's deletion.
       outbox?.flush()
       closed = true
+      nodeMessages.close()
       clearInterval(timer)
       watch.stop()
       gapReporter?.report()
