@@ -71,7 +71,8 @@ export function memoryAdapter (options: MemoryAdapterOptions = {}): HubAdapter {
       let reached = false
       for (const node of bus.nodes) {
         if (node === self) continue
-        void node.handleNodeMessage(viaJson(message), from)
+        // Nothing to wait for: handleNodeMessage never rejects.
+        node.handleNodeMessage(viaJson(message), from)
         reached = true
       }
       return reached

@@ -1,6 +1,7 @@
 import type { HubNode, NodeAnswer, NodeAudience, NodeMessage } from '../adapter.ts'
 import { NodesTimeoutError } from '../../errors.ts'
 import { RedisUnavailableError } from './errors.ts'
+import { ignore } from './link.ts'
 import { allChannel, clientChannel, nodeChannel, roomChannel } from './names.ts'
 import { decodeAnswer, decodeQuestion, encodeAnswer, encodeQuestion } from './node-codec.ts'
 import type { Outbox } from './outbox.ts'
@@ -112,9 +113,10 @@ export class NodeMessages {
     }
     const answer = self.handleNodeMessage(message, from)
     if (requestId === 0) return
-    void Promise.resolve(answer).then((value) => {
+    // handleNodeMessage never rejects: the promise needs no catch.
+    Promise.resolve(answer).then((value) => {
       link.outbox.pushNodeMessage(nodeChannel(link.base, from), encodeAnswer(requestId, self.nodeId, value), { sent: () => {}, failed: () => {} })
-    })
+    }, ignore)
   }
 
   /** An answer on this node's channel. */
