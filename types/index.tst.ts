@@ -9,7 +9,10 @@ import fastifyWsHub, {
   type HubStats,
   type HubAdapter,
   type NoParams,
-  type RecoveryStore
+  type RecoveryStore,
+  type ClientInfo,
+  type ControlTarget,
+  NodesTimeoutError
 } from '../dist/index.js'
 import { Cluster } from 'ioredis'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
@@ -173,4 +176,25 @@ test('without a schema, client.request is a plain FastifyRequest', () => {
     url: '/untyped',
     onOpen (client) { expect(client.request.query).type.toBe<unknown>() }
   })
+})
+
+test('cluster-wide control: fetchClients, join, leave, disconnect by id or room, node messages', () => {
+  expect(app.hub.fetchClients()).type.toBe<Promise<Array<ClientInfo<Record<string, unknown>>>>>()
+  expect(app.hub.fetchClients<{ userId: string }>({ room: 'lobby', timeout: 1000 })).type.toBe<Promise<Array<ClientInfo<{ userId: string }>>>>()
+  expect(app.hub.fetchClients).type.not.toBeCallableWith({ rooms: ['lobby'] })
+  expect(app.hub.join('client-id', 'lobby')).type.toBe<Promise<number>>()
+  expect(app.hub.leave({ room: 'lobby' }, 'other')).type.toBe<Promise<number>>()
+  expect(app.hub.join).type.not.toBeCallableWith({ id: 'client-id' }, 'lobby')
+  expect(app.hub.disconnect('client-id')).type.toBe<Promise<number>>()
+  expect(app.hub.disconnect).type.toBeCallableWith({ room: 'lobby' }, 4000, 'bye')
+  expect(app.hub.disconnect).type.not.toBeCallableWith({ room: 'lobby' }, '4000')
+  expect(app.hub.emitToNodes('reload', { at: 1 })).type.toBe<boolean>()
+  const stop = app.hub.onNodeMessage<{ at: number }>('reload', (data, fromNodeId) => {
+    expect(data).type.toBe<{ at: number }>()
+    expect(fromNodeId).type.toBe<string>()
+  })
+  expect(stop).type.toBe<() => void>()
+  expect(app.register).type.toBeCallableWith(fastifyWsHub, { controlTimeout: 2000 })
+  expect<NodesTimeoutError['missing']>().type.toBe<number>()
+  expect<ControlTarget>().type.toBe<string | { readonly room: string }>()
 })
