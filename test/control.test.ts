@@ -71,9 +71,10 @@ test('a node that does not answer: fetchClients rejects after controlTimeout wit
   await userClient(a, 'ann')
   await userClient(b, 'cid')
   // A third node in the bus whose answers never come: a hub that hangs in the middle of a handler.
-  const hanging: HubNode = { ...[...bus.nodes][1] as HubNode, nodeId: 'hanging', handleNodeMessage: () => new Promise(() => {}) }
-  bus.nodes.add(hanging)
-  t.after(() => bus.nodes.delete(hanging))
+  const nodes = (bus as unknown as { nodes: Set<HubNode> }).nodes
+  const hanging: HubNode = { ...[...nodes][1] as HubNode, nodeId: 'hanging', handleNodeMessage: () => new Promise(() => {}) }
+  nodes.add(hanging)
+  t.after(() => nodes.delete(hanging))
   const started = Date.now()
   await assert.rejects(a.app.hub.fetchClients(), (error: Error & { code?: string, missing?: number, answered?: string[], partial?: Array<{ params: unknown }> }) => {
     assert.equal(error.code, 'FST_WS_HUB_NODES_TIMEOUT')

@@ -47,6 +47,7 @@ function fakeNode (onRelease: (clientId: string) => void = () => {}): FakeNode {
     warnings,
     deliver (envelope) { delivered.push(envelope) },
     holds: () => false,
+    handleNodeMessage: () => null,
     onlineCount: () => 0,
     roomSize: () => 0,
     rooms: new Map(),
