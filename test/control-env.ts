@@ -53,7 +53,7 @@ export async function controlNode (t: TestContext, options: FastifyWsHubOptions 
 /** The id of a node's client by its user name. */
 export function idOf (node: { app: FastifyInstance }, user: string): string {
   for (const client of node.app.hub.clients.values()) {
-    if ((client.params as ControlParams).user === user) return client.id
+    if ((client.params as unknown as ControlParams).user === user) return client.id
   }
   throw new Error(`no client of user ${user} on this node`)
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemoryBus, memoryAdapter, type HubAdapter, type HubNode } from '../dist/index.js'
-import { controlNode, idOf } from './control-env.js'
+import { controlNode, idOf, type ControlParams } from './control-env.js'
 import { disconnectAcrossNodes, fetchAcrossNodes, joinAndLeaveAcrossNodes, nodeMessagesAcrossNodes, userClient } from './control-scenarios.js'
 
 /** Adapters of one in-process cluster. */
@@ -31,7 +31,7 @@ test('one process: every operation acts here, and emitToNodes has nobody to reac
   const ann = await userClient(node, 'ann', 'red')
   await userClient(node, 'bob')
   const hub = node.app.hub
-  assert.deepEqual((await hub.fetchClients()).map(info => info.params).sort((x, y) => x.user > y.user ? 1 : -1), [{ user: 'ann' }, { user: 'bob' }])
+  assert.deepEqual((await hub.fetchClients<ControlParams>()).map(info => info.params.user).sort(), ['ann', 'bob'])
   assert.equal(await hub.join(idOf(node, 'bob'), 'red'), 1)
   assert.equal((await hub.fetchClients({ room: 'red' })).length, 2)
   assert.equal(await hub.leave({ room: 'red' }, 'red'), 2)
