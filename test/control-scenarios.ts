@@ -110,6 +110,7 @@ export async function nodeMessagesAcrossNodes (t: TestContext, makeAdapter: () =
   const onB: Array<{ data: unknown, from: string }> = []
   a.app.hub.onNodeMessage('reload', (data) => { onA.push(data) })
   b.app.hub.onNodeMessage('reload', () => { throw new Error('this handler fails') })
+  b.app.hub.onNodeMessage('reload', async () => { throw new Error('this handler rejects') })
   const stop = b.app.hub.onNodeMessage<{ at: Date | string, n: number }>('reload', (data, from) => { onB.push({ data, from }) })
   b.app.hub.onNodeMessage('other', () => { onB.push({ data: 'wrong type', from: '' }) })
   const at = new Date(0)
@@ -121,7 +122,7 @@ export async function nodeMessagesAcrossNodes (t: TestContext, makeAdapter: () =
     { data: { at: at.toISOString(), n: 2 }, from: a.app.hub.nodeId }
   ])
   assert.deepEqual(onA, [], 'a node does not hear its own messages')
-  await waitFor(() => b.app.hub.stats().handlerErrors === 2, 2000, 'the failing handler counted twice')
+  await waitFor(() => b.app.hub.stats().handlerErrors === 4, 2000, 'the two failing handlers counted twice each')
   stop()
   a.app.hub.emitToNodes('reload', { n: 3 })
   a.app.hub.emitToNodes('other')

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemoryBus, memoryAdapter, type HubAdapter, type HubNode } from '../dist/index.js'
 import { controlNode, idOf, type ControlParams } from './control-env.js'
+import { connect, createApp, listen, waitFor } from './helpers.js'
 import { disconnectAcrossNodes, fetchAcrossNodes, joinAndLeaveAcrossNodes, nodeMessagesAcrossNodes, userClient } from './control-scenarios.js'
 
 /** Adapters of one in-process cluster. */
@@ -39,6 +40,17 @@ test('one process: every operation acts here, and emitToNodes has nobody to reac
   assert.equal(await hub.disconnect(idOf(node, 'ann'), 3000, 'done'), 1)
   assert.deepEqual(await ann.closed, { code: 3000, reason: 'done' })
   assert.equal(hub.emitToNodes('anything', 1), false)
+})
+
+test('params with no JSON form are listed as {}', async (t) => {
+  const app = await createApp(t, { handshakeMessage: false })
+  app.hub.route({ url: '/big', onUpgrade: () => ({ big: 1n }) })
+  const client = await connect(`${await listen(app)}/big`)
+  t.after(() => client.socket.close())
+  await waitFor(() => app.hub.onlineCount() === 1, 2000, 'the client to open')
+  const [info] = await app.hub.fetchClients()
+  assert.deepEqual(info?.params, {})
+  assert.equal(info?.route, '/big')
 })
 
 test('bad arguments are refused before anything is sent: target, room, close code, reason, type, handler, data', async (t) => {

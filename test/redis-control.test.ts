@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { CONTROL_ROUTE, controlNode } from './control-env.js'
 import { disconnectAcrossNodes, fetchAcrossNodes, joinAndLeaveAcrossNodes, nodeMessagesAcrossNodes, userClient } from './control-scenarios.js'
-import { connect, waitFor } from './helpers.js'
+import { connect, waitFor, waitForAsync } from './helpers.js'
 import { eventually, rawClient, spawnScript, uniquePrefix, useRedis, useRedisServer } from './redis-env.js'
 
 const dist = new URL('../dist/', import.meta.url)
@@ -115,6 +115,25 @@ test('Redis down: cluster-wide operations reject with FST_WS_HUB_REDIS_UNAVAILAB
   assert.deepEqual(await ann.closed, { code: 4002, reason: '' }, 'this node\'s members were closed before the others were asked')
 })
 
+test('Redis stalled: a question whose PUBLISH gets no answer rejects with FST_WS_HUB_REDIS_UNAVAILABLE; questions waiting at close reject too', async (t) => {
+  const server = await useRedisServer(t)
+  if (server === undefined) return
+  const prefix = uniquePrefix()
+  const a = await controlNode(t, { adapter: redisAdapter({ url: server.url, prefix }), controlTimeout: 200 })
+  const b = await controlNode(t, { adapter: redisAdapter({ url: server.url, prefix }), controlTimeout: 60_000 })
+  await userClient(b, 'cid')
+  server.pause()
+  t.after(() => server.resume())
+  await assert.rejects(a.app.hub.fetchClients(), (error: Error & { code?: string }) => error.code === 'FST_WS_HUB_REDIS_UNAVAILABLE')
+  server.resume()
+  // B closes while its question waits (Redis stalled again: no answer can come).
+  await waitForAsync(async () => await a.app.hub.fetchClients().then(clients => clients.length === 1, () => false), 5000, 'Redis to answer again')
+  const question = assert.rejects(b.app.hub.fetchClients(), (error: Error & { code?: string }) => error.code === 'FST_WS_HUB_REDIS_UNAVAILABLE')
+  server.pause()
+  await b.app.close()
+  await question
+})
+
 test('garbage on the channels is counted and ignored; a question with an unknown operation is answered null', async (t) => {
   const url = await useRedis(t)
   if (url === undefined) return
@@ -135,10 +154,12 @@ test('garbage on the channels is counted and ignored; a question with an unknown
   await redis.publish(own, 'wanot json')
   await redis.publish(everyone, 'wq[7,"asker",{"op":"unheard-of"}]')
   await redis.publish(everyone, 'wq[8,"asker",{"op":"fetch","room":5}]')
-  await redis.publish(everyone, 'wq[9,"asker",{"op":"fetch"}]')
-  await waitFor(() => answers.length === 3, 5000, 'three answers')
-  assert.deepEqual(answers.slice(0, 2).map(answer => JSON.parse(answer.slice(2)) as unknown), [[7, node.app.hub.nodeId, null], [8, node.app.hub.nodeId, null]])
-  const [, , clients] = JSON.parse((answers[2] as string).slice(2)) as [number, string, Array<{ params: unknown }>]
+  await redis.publish(everyone, 'wq[9,"asker",{"op":"disconnect","target":{"room":"red"},"code":1,"reason":""}]')
+  await redis.publish(everyone, 'wq[10,"asker",{"op":"fetch"}]')
+  await waitFor(() => answers.length === 4, 5000, 'four answers')
+  const id = node.app.hub.nodeId
+  assert.deepEqual(answers.slice(0, 3).map(answer => JSON.parse(answer.slice(2)) as unknown), [[7, id, null], [8, id, null], [9, id, null]])
+  const [, , clients] = JSON.parse((answers[3] as string).slice(2)) as [number, string, Array<{ params: unknown }>]
   assert.deepEqual(clients.map(info => info.params), [{ user: 'ann' }])
   assert.equal(node.app.hub.stats()['adapter.malformed'], 8)
   assert.equal((await node.app.hub.fetchClients()).length, 1, 'the node still works')
