@@ -6,6 +6,7 @@ import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.t
 import { InvalidOptionError } from './errors.ts'
 import { rejectUnknownKeys } from './known-keys.ts'
 import type { RecoveryLimits } from './recovery/store.ts'
+import { resolveMetrics, type MetricsOptions, type ResolvedMetricsOptions } from './metrics/index.ts'
 
 /** What a handshake message may be: fixed text or bytes, or built per client. */
 export type HandshakeMessage = string | Buffer | ((client: Client) => string | Buffer)
@@ -101,6 +102,13 @@ export interface FastifyWsHubOptions {
    * `true` takes the defaults. Default false.
    */
   recovery?: RecoveryOptions | boolean
+  /**
+   * Prometheus metrics (docs/metrics.md): histograms of broadcast fan-out and handler durations,
+   * an optional `GET` route, and the registration of the hub's metrics in the application's
+   * prom-client. `true` takes the defaults. Default false: `hub.metrics()` then has the counters
+   * and gauges only.
+   */
+  metrics?: MetricsOptions | boolean
   /** Options for @fastify/websocket when this plugin registers it. */
   websocket?: WebsocketPluginOptions
 }
@@ -132,6 +140,7 @@ export interface ResolvedHubOptions {
   maxInvalidMessages: number
   validateEvents: boolean
   recovery: RecoveryLimits | false
+  metrics: ResolvedMetricsOptions | false
   websocket: WebsocketPluginOptions
 }
 
@@ -165,6 +174,7 @@ const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   maxInvalidMessages: true,
   validateEvents: true,
   recovery: true,
+  metrics: true,
   websocket: true
 }
 const RECOVERY_KEYS: Record<keyof RecoveryOptions, true> = { maxDisconnection: true, maxMessages: true }
@@ -358,6 +368,7 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     maxInvalidMessages: wholeNumber('maxInvalidMessages', given.maxInvalidMessages, 10, 1),
     validateEvents: resolveFlag('validateEvents', given.validateEvents, false),
     recovery: resolveRecovery(given.recovery, adapter),
+    metrics: resolveMetrics(given.metrics),
     websocket: given.websocket ?? {}
   }
 }
