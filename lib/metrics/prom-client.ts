@@ -28,7 +28,8 @@ export interface PromMetricValues {
  * counters and histograms at scrape time.
  */
 export interface PromCollector {
-  readonly name: string
+  /** The family's name; prom-client's OpenMetrics rendering takes `_total` off a counter's (and puts it back on its samples). */
+  name: string
   readonly help: string
   readonly type: MetricType
   readonly aggregator: 'sum'
@@ -40,8 +41,12 @@ export interface PromCollector {
 
 /** The part of a prom-client `Registry` the hub uses. */
 export interface PromRegistry {
-  /** Adds a metric; prom-client throws when another metric has its name. */
-  registerMetric (metric: PromCollector): void
+  /**
+   * Adds a metric; prom-client throws when another metric has its name. The hub hands it a
+   * `PromCollector`; the parameter is `never` so that prom-client's own `Registry`, whose
+   * parameter is its `Metric` class union, fits this interface.
+   */
+  registerMetric (metric: never): void
   /** The metric registered under a name, if any. */
   getSingleMetric (name: string): unknown
   /** Removes the metric registered under a name. */
@@ -111,7 +116,8 @@ export class PromClientBridge {
   readonly #source: MetricsSource
   readonly #prefix: string
   readonly #log: FastifyBaseLogger
-  readonly #registered: PromCollector[] = []
+  /** The collectors this hub registered, by the name they were registered under. */
+  readonly #registered = new Map<string, PromCollector>()
   /** One reading of the hub for every collector of a scrape: the registry calls their `get()` in one go. */
   #snapshot: Map<string, MetricFamily> | undefined
 
@@ -143,11 +149,11 @@ export class PromClientBridge {
         help: family.help,
         type: family.type,
         aggregator: 'sum',
-        get: async () => asPromValues(this.#family(family.name)),
+        get: async () => ({ ...asPromValues(this.#family(family.name)), name: collector.name }),
         reset () {}
       }
-      this.registry.registerMetric(collector)
-      this.#registered.push(collector)
+      this.registry.registerMetric(collector as never)
+      this.#registered.set(family.name, collector)
     }
     if (taken.length > 0) {
       this.#log.warn({ metrics: taken }, 'fastify-ws-hub: prom-client already has metrics of these names (another hub in this process?); ' +
@@ -157,8 +163,9 @@ export class PromClientBridge {
 
   /** Removes the collectors this hub registered. */
   unregister (): void {
-    for (const collector of this.#registered.splice(0)) {
-      if (this.registry.getSingleMetric(collector.name) === collector) this.registry.removeSingleMetric(collector.name)
+    for (const [name, collector] of this.#registered) {
+      if (this.registry.getSingleMetric(name) === collector) this.registry.removeSingleMetric(name)
     }
+    this.#registered.clear()
   }
 }
