@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import Fastify from 'fastify'
 import promClient from 'prom-client'
-import fastifyWsHub from '../dist/index.js'
+import fastifyWsHub, { memoryAdapter } from '../dist/index.js'
 import { loadPromClient } from '../dist/metrics/prom-client.js'
 import { connect, createApp, listen, waitFor } from './helpers.js'
 import { histogram, parseMetrics, sampleValue } from './metrics-env.js'
@@ -80,6 +80,9 @@ test('prom-client\'s OpenMetrics rendering names the hub\'s counters right', asy
   assert.match(text, /^# TYPE fastify_ws_hub_connections_opened counter$/m)
   assert.match(text, /^fastify_ws_hub_broadcast_fanout_seconds_bucket\{le="\+Inf"\} 0$/m)
   assert.match(text, /# EOF\n$/)
+  // prom-client's resetMetrics() leaves the hub's counters as they are: they belong to the hub.
+  registry.resetMetrics()
+  assert.match(await registry.metrics(), /^fastify_ws_hub_connections_opened_total 0$/m)
   await app.close()
   assert.equal(registry.getSingleMetric('fastify_ws_hub_connections_opened_total'), undefined)
 })
@@ -111,4 +114,18 @@ test('with promClient false, prom-client\'s registry is left alone', async (t) =
   assert.equal(promClient.register.getSingleMetric(`${P}connections`), undefined)
   const response = await app.inject('/metrics')
   assert.equal(sampleValue(parseMetrics(response.body), `${P}connections`, 'GAUGE'), 0)
+})
+
+test('an adapter stat that is gone at scrape time is rendered as a family without samples', async (t) => {
+  const registry = new promClient.Registry()
+  let reads = 0
+  const adapter = memoryAdapter()
+  // Its stats have "warmup" at registration only.
+  adapter.stats = (): Record<string, number> => (reads++ === 0 ? { warmup: 1 } : {})
+  const app = await createApp(t, { adapter, metrics: { promClient: { register: registry } } })
+  await app.ready()
+  const text = await registry.metrics()
+  assert.match(text, /^# TYPE fastify_ws_hub_adapter_warmup_total counter$/m)
+  assert.doesNotMatch(text, /^fastify_ws_hub_adapter_warmup_total /m)
+  parseMetrics(text)
 })

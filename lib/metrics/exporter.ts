@@ -33,11 +33,6 @@ export class MetricsExporter {
     if (client !== undefined) this.#bridge = new PromClientBridge(client.register, source, this.#prefix, log)
   }
 
-  /** Whether the hub's metrics go to a prom-client registry too. */
-  get usesPromClient (): boolean {
-    return this.#bridge !== undefined
-  }
-
   /** Registers the hub's metrics in prom-client's registry (once the adapter has started: its stats are known then). */
   start (): void {
     this.#bridge?.register()

@@ -3,6 +3,8 @@ import type { Client } from '../client.ts'
 import { handlerChannel, type HandlerTraceContext } from './channels.ts'
 import type { HubMetrics } from './recorder.ts'
 
+function noop (): void {}
+
 /** Whether a handler's result is a promise (or any thenable) to wait for. */
 function isThenable (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
@@ -21,25 +23,25 @@ export function callHandler (metrics: HubMetrics | undefined, client: Client, ty
   if (metrics === undefined && !traced) return call()
   const started = performance.now()
   const done = metrics === undefined
-    ? undefined
+    ? noop
     : () => metrics.observeHandler(type, (performance.now() - started) / 1000)
   if (!traced) {
     let result: unknown
     try {
       result = call()
     } catch (error) {
-      done?.()
+      done()
       throw error
     }
     if (isThenable(result)) result.then(done, done)
-    else done?.()
+    else done()
     return result
   }
   return trace({ client, type, data }, call, done)
 }
 
 /** Runs the handler inside the tracing channel's events, as `tracingChannel.tracePromise` would for a promise and `traceSync` otherwise. */
-function trace (context: HandlerTraceContext, call: () => unknown, done: (() => void) | undefined): unknown {
+function trace (context: HandlerTraceContext, call: () => unknown, done: () => void): unknown {
   const { start, end, asyncStart, asyncEnd, error: failed } = handlerChannel
   return start.runStores(context, () => {
     let result: unknown
@@ -47,12 +49,12 @@ function trace (context: HandlerTraceContext, call: () => unknown, done: (() => 
       result = call()
       if (!isThenable(result)) {
         context.result = result
-        done?.()
+        done()
       }
     } catch (error) {
       context.error = error
       failed.publish(context)
-      done?.()
+      done()
       throw error
     } finally {
       end.publish(context)
@@ -61,12 +63,12 @@ function trace (context: HandlerTraceContext, call: () => unknown, done: (() => 
     // A branch of its own, so that the caller's handling of a rejection stays the only one.
     result.then((value) => {
       context.result = value
-      done?.()
+      done()
       asyncStart.publish(context)
       asyncEnd.publish(context)
     }, (error: unknown) => {
       context.error = error
-      done?.()
+      done()
       failed.publish(context)
       asyncStart.publish(context)
       asyncEnd.publish(context)

@@ -128,12 +128,13 @@ export class PromClientBridge {
     this.#log = log
   }
 
-  #family (name: string): MetricFamily {
+  /** The family's samples now; none for a family gone since registration (an adapter stat no longer reported). */
+  #family (registered: MetricFamily): MetricFamily {
     if (this.#snapshot === undefined) {
       this.#snapshot = new Map(collectFamilies(this.#source, this.#prefix).map(family => [family.name, family]))
       queueMicrotask(() => { this.#snapshot = undefined })
     }
-    return this.#snapshot.get(name) ?? { name, help: '', type: 'counter', samples: [] }
+    return this.#snapshot.get(registered.name) ?? { ...registered, samples: [] }
   }
 
   /** Registers a collector for each family the hub has now (the adapter's stats included: call it once the adapter started). */
@@ -149,7 +150,7 @@ export class PromClientBridge {
         help: family.help,
         type: family.type,
         aggregator: 'sum',
-        get: async () => ({ ...asPromValues(this.#family(family.name)), name: collector.name }),
+        get: async () => ({ ...asPromValues(this.#family(family)), name: collector.name }),
         reset () {}
       }
       this.registry.registerMetric(collector as never)
