@@ -7,6 +7,7 @@
 //   --impl=a,b         only these implementations (the reference is always kept)
 //   --only=main,typed,stall,heartbeat,two-node   only these scenario groups
 //   --cpu-prof         run the hub server under `node --cpu-prof` (profiles in bench/results/)
+//   --metrics          run the hub servers with the `metrics` option on (histograms observed; BENCHMARKS.md "Metrics")
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -114,7 +115,8 @@ function step (label) {
 async function startServer (impl, options = {}) {
   const nodeArgs = ['--expose-gc']
   if (flag('cpu-prof') && impl === 'hub') nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(here, 'results')}`)
-  const server = await start('server.js', [impl, JSON.stringify({ rooms: ROOMS, ...options })], nodeArgs)
+  const metrics = flag('metrics') && impl.startsWith('hub') ? { metrics: true } : {}
+  const server = await start('server.js', [impl, JSON.stringify({ rooms: ROOMS, ...metrics, ...options })], nodeArgs)
   server.info = await server.call('info')
   return server
 }

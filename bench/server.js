@@ -173,6 +173,8 @@ async function hubApp () {
     heartbeat: options.heartbeat ?? false,
     handshakeMessage: false,
     readTimeout: 0,
+    // The histograms observed, rendered by the hub (prom-client is not loaded in the bench).
+    ...(options.metrics === true ? { metrics: { promClient: false } } : {}),
     ...(options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: options.maxBufferedBytes })
   })
   return { app, Type }

@@ -76,13 +76,14 @@ export interface HandlerTraceContext {
   error?: unknown
 }
 
-/** @internal */
+// The channel objects the hub publishes on; subscribers find them by name.
+/** Channel of `ChannelName.connectionOpen`. */
 export const connectionOpenChannel = channel(ChannelName.connectionOpen)
-/** @internal */
+/** Channel of `ChannelName.connectionClose`. */
 export const connectionCloseChannel = channel(ChannelName.connectionClose)
-/** @internal */
+/** Channel of `ChannelName.messageIn`. */
 export const messageInChannel = channel(ChannelName.messageIn)
-/** @internal */
+/** Channel of `ChannelName.messageOut`. */
 export const messageOutChannel = channel(ChannelName.messageOut)
-/** @internal */
+/** Tracing channel of `ChannelName.handler`. */
 export const handlerChannel = tracingChannel<unknown, HandlerTraceContext>(ChannelName.handler)
