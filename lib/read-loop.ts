@@ -3,7 +3,7 @@ import type { Client } from './client.ts'
 import { CloseCode } from './constants.ts'
 import { HandlerError } from './errors.ts'
 import type { SessionOpening } from './recovery/session.ts'
-import { callHandler, connectionCloseChannel, connectionOpenChannel, messageInChannel, UNTYPED_HANDLER } from './metrics/index.ts'
+import { callHandler, connectionCloseChannel, connectionOpenChannel, messageInChannel, observingHandlers, UNTYPED_HANDLER } from './metrics/index.ts'
 
 /** The per-client hooks of a route, as the read loop calls them. */
 export interface RouteHandlers {
@@ -134,11 +134,13 @@ function handlerSettled (client: Client): void {
 function handleMessage (client: Client, data: string | Buffer, isBinary: boolean): void {
   const { onMessage, typed } = client._handlers
   if (onMessage === undefined) return
-  if (typed === true) {
+  const metrics = client._core.metrics
+  // A typed route's dispatcher times and traces its handlers itself, under their message types.
+  if (typed === true || !observingHandlers(metrics)) {
     runHandler(client, () => onMessage(client, data, isBinary))
     return
   }
-  runHandler(client, () => callHandler(client._core.metrics, client, UNTYPED_HANDLER, data, () => onMessage(client, data, isBinary)))
+  runHandler(client, () => callHandler(metrics, client, UNTYPED_HANDLER, data, () => onMessage(client, data, isBinary)))
 }
 
 /** A handler threw: onError (once), then close 1011; messages still queued are dropped with it. */

@@ -46,3 +46,23 @@ test('on two nodes over Redis, the adapter\'s counters and the delivery delay of
   // A broadcast of the last round may still be on its way to the client.
   assert.ok((sampleValue(onBMetrics, `${P}messages_sent_total`, 'COUNTER') ?? 0) >= onB.messages.length)
 })
+
+test('over Redis, a broadcast to several rooms arrives as one copy per room and each copy is timed as a fan-out', async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix()
+  const a = await node(t, redis, prefix)
+  const b = await createApp(t, { handshakeMessage: false, adapter: redisAdapter({ url: redis, prefix }), metrics: { promClient: false } })
+  b.hub.route({ url: '/ws', async onOpen (client) { await Promise.all([client.join('x'), client.join('y')]) } })
+  const onB = await connect(`${await listen(b)}/ws`)
+  await waitFor(() => b.hub.roomSize('y') === 1)
+  await waitFor(() => {
+    a.app.hub.broadcast('to x and y', { room: ['x', 'y'] })
+    return onB.messages.length > 0
+  }, 5000, 'a room broadcast from a to reach b')
+  const families = parseMetrics(await b.hub.metrics())
+  const received = sampleValue(families, `${P}adapter_received_total`, 'COUNTER') ?? 0
+  assert.ok(received >= 2, `b received ${received} copies`)
+  assert.equal(histogram(families, `${P}broadcast_fanout_seconds`)?.count, received)
+  assert.equal(histogram(families, `${P}broadcast_delivery_delay_seconds`)?.count, received)
+})

@@ -4,6 +4,7 @@ import { Type } from '../dist/index.js'
 import { connect, createApp, listen, stopReading, waitFor } from './helpers.js'
 import { RawClient } from './raw-client.js'
 import { histogram, parseMetrics, sampleValue } from './metrics-env.js'
+import { sessions, startRecoveryHub, tickClient, ticksOf } from './recovery-env.js'
 
 const P = 'fastify_ws_hub_'
 
@@ -145,4 +146,16 @@ test('without the metrics option, hub.metrics() has the gauges and counters and 
   assert.equal(sampleValue(families, `${P}adapter_published_total`, 'COUNTER'), 0)
   assert.ok(!families.some(family => family.type === 'HISTOGRAM'))
   assert.equal((await app.inject('/metrics')).statusCode, 404)
+})
+
+test('with recovery, recorded broadcasts are timed as fan-outs and the sessions are counted', async (t) => {
+  const { app, url } = await startRecoveryHub(t, { metrics: { promClient: false } })
+  const { log } = tickClient(t, url)
+  await sessions(log, 1)
+  ticksOf(app).broadcastEvent('tick', { n: 1, from: 'a', to: 'all' })
+  await waitFor(() => log.ticks.length === 1)
+  const families = parseMetrics(await app.hub.metrics())
+  assert.equal(histogram(families, `${P}broadcast_fanout_seconds`)?.count, 1)
+  assert.equal(sampleValue(families, `${P}sessions_new_total`, 'COUNTER'), 1)
+  assert.equal(sampleValue(families, `${P}sessions_resumed_total`, 'COUNTER'), 0)
 })

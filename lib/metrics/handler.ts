@@ -10,6 +10,11 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
 }
 
+/** Whether handlers are to be timed or traced now: when not, callers call them directly. */
+export function observingHandlers (metrics: HubMetrics | undefined): boolean {
+  return metrics !== undefined || handlerChannel.hasSubscribers
+}
+
 /**
  * Calls a message handler, timed into `handler_duration_seconds` when metrics are on and traced
  * on the `fastify-ws-hub:handler` tracing channel when someone subscribes. Returns what the handler

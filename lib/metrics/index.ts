@@ -2,7 +2,7 @@ export { ChannelName, connectionCloseChannel, connectionOpenChannel, messageInCh
 export type { ConnectionCloseMessage, ConnectionOpenMessage, HandlerTraceContext, MessageInMessage, MessageOutMessage } from './channels.ts'
 export { ConnectionCounts, closeCodeLabel } from './close-codes.ts'
 export { MetricsExporter } from './exporter.ts'
-export { callHandler } from './handler.ts'
+export { callHandler, observingHandlers } from './handler.ts'
 export { HubMetrics, UNTYPED_HANDLER } from './recorder.ts'
 export { resolveMetrics } from './options.ts'
 export type { MetricsOptions, ResolvedMetricsOptions } from './options.ts'
