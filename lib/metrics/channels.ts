@@ -1,4 +1,4 @@
-import { channel, tracingChannel } from 'node:diagnostics_channel'
+import { channel, tracingChannel, type Channel, type TracingChannel } from 'node:diagnostics_channel'
 import type { Client } from '../client.ts'
 
 /**
@@ -76,14 +76,15 @@ export interface HandlerTraceContext {
   error?: unknown
 }
 
-// The channel objects the hub publishes on; subscribers find them by name.
+// The channel objects the hub publishes on (subscribers find them by name), typed explicitly so
+// that the declarations import `node:diagnostics_channel` as the sources do.
 /** Channel of `ChannelName.connectionOpen`. */
-export const connectionOpenChannel = channel(ChannelName.connectionOpen)
+export const connectionOpenChannel: Channel = channel(ChannelName.connectionOpen)
 /** Channel of `ChannelName.connectionClose`. */
-export const connectionCloseChannel = channel(ChannelName.connectionClose)
+export const connectionCloseChannel: Channel = channel(ChannelName.connectionClose)
 /** Channel of `ChannelName.messageIn`. */
-export const messageInChannel = channel(ChannelName.messageIn)
+export const messageInChannel: Channel = channel(ChannelName.messageIn)
 /** Channel of `ChannelName.messageOut`. */
-export const messageOutChannel = channel(ChannelName.messageOut)
+export const messageOutChannel: Channel = channel(ChannelName.messageOut)
 /** Tracing channel of `ChannelName.handler`. */
-export const handlerChannel = tracingChannel<unknown, HandlerTraceContext>(ChannelName.handler)
+export const handlerChannel: TracingChannel<unknown, HandlerTraceContext> = tracingChannel<unknown, HandlerTraceContext>(ChannelName.handler)

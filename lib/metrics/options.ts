@@ -15,7 +15,7 @@ export interface MetricsOptions {
   /**
    * `'auto'` registers the hub's metrics in the default registry of the application's own
    * prom-client, when the application has it (resolved from `process.cwd()`); `false` never uses
-   * prom-client; or the prom-client module itself (`import * as promClient from 'prom-client'`).
+   * prom-client; or the prom-client module itself (its namespace import, `promClient`).
    * Default `'auto'`.
    */
   promClient?: 'auto' | false | PromClientModule
