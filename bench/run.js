@@ -4,7 +4,8 @@
 //   --quick            small client counts, one repetition
 //   --reps=N           repetitions (alternating implementations) of the main scenarios
 //   --sizes=a,b        client counts of the main scenarios (ascending; latency rates are set for 1000 and 10000)
-//   --impl=a,b         only these implementations (the reference is always kept)
+//   --impl=a,b         only these implementations (the reference is always kept); `hub-metrics`, the hub
+//                      with the `metrics` option on, runs only when named (BENCHMARKS.md "Metrics")
 //   --only=main,typed,stall,heartbeat,two-node   only these scenario groups
 //   --cpu-prof         run the hub server under `node --cpu-prof` (profiles in bench/results/)
 import { execFileSync, spawn } from 'node:child_process'
@@ -30,7 +31,8 @@ const LABELS = {
   'ws-cork': 'ws frame once + cork (REF)',
   'fastify-ws': '@fastify/websocket loop',
   'socket.io': 'socket.io io.emit',
-  hub: 'fastify-ws-hub broadcast'
+  hub: 'fastify-ws-hub broadcast',
+  'hub-metrics': 'fastify-ws-hub broadcast, metrics on (histograms observed)'
 }
 // The typed-messages scenario compares its own three servers, against the untyped hub route
 const TYPED_IMPLS = ['hub-json', 'hub-typed', 'socket.io-ack']
@@ -42,7 +44,7 @@ const TYPED_LABELS = {
 }
 const chosen = valueOf('impl')?.split(',')
 const only = (names, reference) => chosen === undefined ? names : names.filter((name) => name === reference || chosen.includes(name))
-const impls = only(IMPLS, REFERENCE)
+const impls = only(chosen === undefined ? IMPLS : [...IMPLS, 'hub-metrics'], REFERENCE)
 const typedImpls = only(TYPED_IMPLS, TYPED_REFERENCE)
 const groups = valueOf('only')?.split(',') ?? ['main', 'typed', 'stall', 'heartbeat', 'two-node']
 

@@ -165,7 +165,7 @@ async function socketIo () {
 }
 
 /** fastify-ws-hub as every hub variant of the bench runs it: no heartbeat, handshake or read timeout. */
-async function hubApp () {
+async function hubApp (extra = {}) {
   const { default: Fastify } = await import('fastify')
   const { default: fastifyWsHub, Type } = await importBuild()
   const app = Fastify()
@@ -173,6 +173,7 @@ async function hubApp () {
     heartbeat: options.heartbeat ?? false,
     handshakeMessage: false,
     readTimeout: 0,
+    ...extra,
     ...(options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: options.maxBufferedBytes })
   })
   return { app, Type }
@@ -194,9 +195,9 @@ async function hubServer (app) {
   }
 }
 
-/** (e) fastify-ws-hub, `app.hub.broadcast`. */
-async function hub () {
-  const { app } = await hubApp()
+/** (e) fastify-ws-hub, `app.hub.broadcast` (with `extra` hub options: `hub-metrics`). */
+async function hub (extra = {}) {
+  const { app } = await hubApp(extra)
   app.hub.route({
     url: '/ws',
     onOpen (client) {
@@ -329,6 +330,8 @@ const factories = {
   'fastify-ws': fastifyWebsocket,
   'socket.io': socketIo,
   hub,
+  // The histograms observed and rendered by the hub (prom-client is not loaded in the bench).
+  'hub-metrics': () => hub({ metrics: { promClient: false } }),
   'hub-typed': hubTyped,
   'hub-json': hubJson,
   'socket.io-ack': socketIoAck

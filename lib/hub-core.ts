@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import type { IncomingMessage } from 'node:http'
 import type { TSchema } from '@sinclair/typebox'
 import type { FastifyBaseLogger } from 'fastify'
@@ -17,6 +18,7 @@ import { RELEASE_PROBE, type ClientSession } from './recovery/session.ts'
 import type { RecordedEnvelope, RecoveryStore } from './recovery/store.ts'
 import { encodePosition, withPosition } from './recovery/wire.ts'
 import { ClusterControl } from './control/cluster-control.ts'
+import { ConnectionCounts, HubMetrics, MetricsExporter, messageOutChannel } from './metrics/index.ts'
 
 const OPEN = 1
 const RESOLVED = Promise.resolve()
@@ -45,6 +47,12 @@ export class HubCore implements HubNode {
   readonly clients = new Map<string, Client>()
   readonly rooms = new Map<string, Set<Client>>()
   readonly counters = createCounters()
+  /** Connections opened, and closed by close code. */
+  readonly connections = new ConnectionCounts()
+  /** The histograms, when the `metrics` option is on. */
+  readonly metrics: HubMetrics | undefined
+  /** What `hub.metrics()` and the metrics route answer. */
+  readonly exporter: MetricsExporter
   readonly options: ResolvedHubOptions
   readonly adapter: HubAdapter
   readonly log: FastifyBaseLogger
@@ -91,6 +99,8 @@ export class HubCore implements HubNode {
     this.#ceiling = options.maxBufferedBytes + options.maxBurstBytes
     this.store = options.recovery === false ? undefined : this.adapter.recovery
     this.store?.configure(options.recovery as Exclude<ResolvedHubOptions['recovery'], false>)
+    this.metrics = options.metrics === false ? undefined : new HubMetrics()
+    this.exporter = new MetricsExporter(this, options.metrics, log)
   }
 
   handleNodeMessage (message: NodeMessage, from: string): Promise<unknown> {
@@ -339,6 +349,7 @@ export class HubCore implements HubNode {
     }
     this.counters.messagesOut++
     this.counters.bytesOut += message.payload.length
+    if (messageOutChannel.hasSubscribers) messageOutChannel.publish({ client, data: message.payload, isBinary: message.binary })
     return true
   }
 
@@ -365,6 +376,15 @@ export class HubCore implements HubNode {
    * @returns the number of clients it was written to
    */
   deliverLocal (message: EncodedMessage, rooms: readonly string[] | undefined, except: string | undefined): number {
+    const metrics = this.metrics
+    if (metrics === undefined) return this.#deliverLocal(message, rooms, except)
+    const started = performance.now()
+    const written = this.#deliverLocal(message, rooms, except)
+    metrics.fanOut.observe((performance.now() - started) / 1000)
+    return written
+  }
+
+  #deliverLocal (message: EncodedMessage, rooms: readonly string[] | undefined, except: string | undefined): number {
     const frame = frameData(message.payload, message.binary)
     let written = 0
     if (rooms === undefined) {
@@ -397,6 +417,21 @@ export class HubCore implements HubNode {
 
   /** Delivers an envelope that another node published, or a recorded one (from any node, this one included). */
   deliver (envelope: HubEnvelope): void {
+    const metrics = this.metrics
+    if (metrics !== undefined && envelope.kind === 'broadcast') {
+      if (envelope.publishedAt !== undefined) metrics.deliveryDelay.observe(Math.max(0, Date.now() - envelope.publishedAt) / 1000)
+      // Plain copies are timed by deliverLocal; recorded ones and one room's copy of several here.
+      if (envelope.via !== undefined || (envelope as Partial<RecordedEnvelope>).position !== undefined) {
+        const started = performance.now()
+        this.#deliver(envelope)
+        metrics.fanOut.observe((performance.now() - started) / 1000)
+        return
+      }
+    }
+    this.#deliver(envelope)
+  }
+
+  #deliver (envelope: HubEnvelope): void {
     if ((envelope as Partial<RecordedEnvelope>).position !== undefined) {
       this.#deliverRecorded(envelope as RecordedEnvelope)
       return

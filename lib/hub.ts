@@ -264,6 +264,14 @@ export class Hub<TEvents extends object = HubEvents> {
   }
 
   /**
+   * The hub's metrics in the Prometheus text exposition format 0.0.4 (docs/metrics.md): gauges
+   * and counters always, the histograms with the `metrics` option.
+   */
+  metrics (): Promise<string> {
+    return this.#core.exporter.render()
+  }
+
+  /**
    * Registers a websocket route in this view's encapsulation context. With `messages` it is a
    * typed route: its text frames are checked JSON messages dispatched to `handlers`.
    * @throws {InvalidRouteError} naming the route option that is wrong

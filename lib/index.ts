@@ -62,6 +62,20 @@ export type {
 export type { OutgoingMessage } from './message.ts'
 export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions, RecoveryOptions } from './options.ts'
 export type { HubStats } from './stats.ts'
+export { ChannelName } from './metrics/index.ts'
+export type {
+  ConnectionCloseMessage,
+  ConnectionOpenMessage,
+  HandlerTraceContext,
+  MessageInMessage,
+  MessageOutMessage,
+  MetricsOptions,
+  PromClientModule,
+  PromCollector,
+  PromMetricValues,
+  PromRegistry,
+  PromSampleValue
+} from './metrics/index.ts'
 export type { TypedRouteDescription } from './hub-core.ts'
 export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope, Interest, NodeAnswer, NodeAudience, NodeMessage } from './adapters/adapter.ts'
 export type { PresenceMember, PresenceStore } from './presence/store.ts'

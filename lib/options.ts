@@ -6,6 +6,7 @@ import { WebsocketHandshakeSuccess, WebsocketServerPingMsg } from './constants.t
 import { InvalidOptionError } from './errors.ts'
 import { rejectUnknownKeys } from './known-keys.ts'
 import type { RecoveryLimits } from './recovery/store.ts'
+import { resolveMetrics, type MetricsOptions, type ResolvedMetricsOptions } from './metrics/index.ts'
 
 /** What a handshake message may be: fixed text or bytes, or built per client. */
 export type HandshakeMessage = string | Buffer | ((client: Client) => string | Buffer)
@@ -107,6 +108,13 @@ export interface FastifyWsHubOptions {
    * Default 5000.
    */
   controlTimeout?: number
+  /**
+   * Prometheus metrics (docs/metrics.md): histograms of broadcast fan-out and handler durations,
+   * an optional `GET` route, and the registration of the hub's metrics in the application's
+   * prom-client. `true` takes the defaults. Default false: `hub.metrics()` then has the counters
+   * and gauges only.
+   */
+  metrics?: MetricsOptions | boolean
   /** Options for @fastify/websocket when this plugin registers it. */
   websocket?: WebsocketPluginOptions
 }
@@ -139,6 +147,7 @@ export interface ResolvedHubOptions {
   validateEvents: boolean
   recovery: RecoveryLimits | false
   controlTimeout: number
+  metrics: ResolvedMetricsOptions | false
   websocket: WebsocketPluginOptions
 }
 
@@ -173,6 +182,7 @@ const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   validateEvents: true,
   recovery: true,
   controlTimeout: true,
+  metrics: true,
   websocket: true
 }
 const RECOVERY_KEYS: Record<keyof RecoveryOptions, true> = { maxDisconnection: true, maxMessages: true }
@@ -367,6 +377,7 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     validateEvents: resolveFlag('validateEvents', given.validateEvents, false),
     recovery: resolveRecovery(given.recovery, adapter),
     controlTimeout: positiveNumber('controlTimeout', given.controlTimeout, 5_000),
+    metrics: resolveMetrics(given.metrics),
     websocket: given.websocket ?? {}
   }
 }

@@ -126,12 +126,22 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
     }
   })
 
+  const metricsRoute = resolved.metrics === false ? false : resolved.metrics.route
+  if (metricsRoute !== false) {
+    fastify.get(metricsRoute, async function serveHubMetrics (_request, reply) {
+      const { contentType, body } = await core.exporter.scrape()
+      return reply.type(contentType).send(body)
+    })
+  }
+
   await core.adapter.start(core)
+  core.exporter.start()
   heartbeat.start()
   core.keepSessions()
   fastify.addHook('onClose', async function closeHubAdapter () {
     heartbeat.stop()
     core.stopKeepingSessions()
+    core.exporter.stop()
     // The server no longer accepts connections: the late-upgrade refuser has nothing left to do.
     fastify.server.removeListener('upgrade', refuseUpgradeWhileClosing)
     await core.adapter.close()

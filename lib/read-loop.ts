@@ -3,6 +3,7 @@ import type { Client } from './client.ts'
 import { CloseCode } from './constants.ts'
 import { HandlerError } from './errors.ts'
 import type { SessionOpening } from './recovery/session.ts'
+import { callHandler, connectionCloseChannel, connectionOpenChannel, messageInChannel, observingHandlers, UNTYPED_HANDLER } from './metrics/index.ts'
 
 /** The per-client hooks of a route, as the read loop calls them. */
 export interface RouteHandlers {
@@ -10,6 +11,8 @@ export interface RouteHandlers {
   onMessage?: ((client: Client, data: string | Buffer, isBinary: boolean) => unknown) | undefined
   onError?: ((client: Client, error: Error) => unknown) | undefined
   onClose?: ((client: Client, code: number, reason: string) => unknown) | undefined
+  /** `onMessage` is a typed route's dispatcher, which times and traces each handler under its message type itself. */
+  typed?: boolean
 }
 
 const kClient = Symbol('fastify-ws-hub.client')
@@ -41,7 +44,10 @@ export function openClient (client: Client, session?: SessionOpening): void {
   socket.on('close', onSocketClose)
   socket.on('error', onSocketError)
 
-  const reachable = client._core.add(client)
+  const core = client._core
+  const reachable = core.add(client)
+  core.connections.opened++
+  if (connectionOpenChannel.hasSubscribers) connectionOpenChannel.publish({ client })
   if (reachable === undefined && session === undefined) {
     greet(client)
     return
@@ -126,8 +132,15 @@ function handlerSettled (client: Client): void {
 }
 
 function handleMessage (client: Client, data: string | Buffer, isBinary: boolean): void {
-  const onMessage = client._handlers.onMessage
-  if (onMessage !== undefined) runHandler(client, () => onMessage(client, data, isBinary))
+  const { onMessage, typed } = client._handlers
+  if (onMessage === undefined) return
+  const metrics = client._core.metrics
+  // A typed route's dispatcher times and traces its handlers itself, under their message types.
+  if (typed === true || !observingHandlers(metrics)) {
+    runHandler(client, () => onMessage(client, data, isBinary))
+    return
+  }
+  runHandler(client, () => callHandler(metrics, client, UNTYPED_HANDLER, data, () => onMessage(client, data, isBinary)))
 }
 
 /** A handler threw: onError (once), then close 1011; messages still queued are dropped with it. */
@@ -184,6 +197,7 @@ function onSocketMessage (this: WebSocket, raw: RawData, isBinary: boolean): voi
   client._awaitingPong = false
   core.counters.messagesIn++
   core.counters.bytesIn += bytes.length
+  if (messageInChannel.hasSubscribers) messageInChannel.publish({ client, data: bytes, isBinary })
   // Once the server has begun closing a client, what it still sends is not handled.
   if (client._state !== 'open') return
 
@@ -249,6 +263,8 @@ function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   client._closeCode = code === CloseCode.abnormal && client._protocolCloseCode !== 0 ? client._protocolCloseCode : code
   client._closeReason = reason.toString('utf8')
   client._core.remove(client)
+  client._core.connections.close(client._closeCode)
+  if (connectionCloseChannel.hasSubscribers) connectionCloseChannel.publish({ client, code: client._closeCode, reason: client._closeReason })
   if (!client._busy) finishClose(client)
 }
 

@@ -217,7 +217,7 @@ export function registerHubRoute (
   } = options
   const paramsCheck = compileParams(params, onUpgrade)
   const typed = compileTypedRoute(core, { messages, events, replies, handlers: typedHandlers, onMessage })
-  const handlers = { onOpen, onMessage: typed === undefined ? onMessage : typed.onMessage, onError, onClose } as RouteHandlers
+  const handlers = { onOpen, onMessage: typed === undefined ? onMessage : typed.onMessage, onError, onClose, typed: messages !== undefined } as RouteHandlers
 
   async function releaseRefusedUpgrade (request: FastifyRequest): Promise<void> {
     if (request.ws) releaseAdmission(core, request)

@@ -20,6 +20,11 @@ export interface BroadcastEnvelope {
    * one room's copy, in order with that room's other messages.
    */
   via?: string
+  /**
+   * Set by an adapter that knows it, on a broadcast it delivers from another node: when (ms since
+   * the epoch, the publisher's clock) it was published. It feeds the delivery delay histogram.
+   */
+  publishedAt?: number
 }
 
 /** A message for one client, wherever in the cluster it is connected. */

@@ -3,6 +3,7 @@ import type { TypeCheck } from '@sinclair/typebox/compiler'
 import type { Client } from '../client.ts'
 import { CloseCode } from '../constants.ts'
 import { asError, isPromiseLike, notifyError } from '../read-loop.ts'
+import { callHandler, UNTYPED_HANDLER } from '../metrics/index.ts'
 import { firstFailure, type Serialiser } from './compile.ts'
 import { echo, encodeError, encodeReply, isFault, parseMessage, type MessageId } from './wire.ts'
 
@@ -14,6 +15,8 @@ export type BinaryHandler = (client: Client, data: string | Buffer, isBinary: bo
 
 /** One declared message type of a route, compiled. */
 export interface MessageEntry {
+  /** The message type, as declared: the label of its handler's duration. */
+  readonly type: string
   readonly check: TypeCheck<TSchema>
   readonly handler: TypedHandler
   /** `{"type":"join"`, escaped once, the start of every reply to this type. */
@@ -78,10 +81,10 @@ function reply (client: Client, entry: MessageEntry, id: MessageId | undefined, 
  * @param onBinary the route's `onMessage`, which takes its binary frames
  */
 export function createDispatcher (messages: ReadonlyMap<string, MessageEntry>, onBinary: BinaryHandler | undefined): BinaryHandler {
-  function run (client: Client, entry: MessageEntry | undefined, id: MessageId | undefined, call: () => unknown): unknown {
+  function run (client: Client, entry: MessageEntry | undefined, id: MessageId | undefined, data: unknown, call: () => unknown): unknown {
     let result: unknown
     try {
-      result = call()
+      result = callHandler(client._core.metrics, client, entry === undefined ? UNTYPED_HANDLER : entry.type, data, call)
     } catch (error) {
       handlerFailed(client, id, error)
       return undefined
@@ -101,7 +104,7 @@ export function createDispatcher (messages: ReadonlyMap<string, MessageEntry>, o
         refuse(client, 'binary_not_accepted', 'this route takes text frames of JSON messages, not binary frames', undefined)
         return undefined
       }
-      return run(client, undefined, undefined, () => onBinary(client, data, true))
+      return run(client, undefined, undefined, data, () => onBinary(client, data, true))
     }
     const message = parseMessage(data as string)
     if (isFault(message)) {
@@ -118,6 +121,6 @@ export function createDispatcher (messages: ReadonlyMap<string, MessageEntry>, o
       refuse(client, 'invalid_data', firstFailure(entry.check, message.data), id)
       return undefined
     }
-    return run(client, entry, id, () => entry.handler(client, message.data))
+    return run(client, entry, id, message.data, () => entry.handler(client, message.data))
   }
 }

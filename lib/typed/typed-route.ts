@@ -75,6 +75,7 @@ export function compileTypedRoute (core: HubCore, options: TypedRouteOptions): C
     if (handler === undefined) throw new InvalidRouteError(option, `has no handler: add handlers.${type}`)
     const replySchema = replies[type]
     entries.set(type, {
+      type,
       check: compileCheck(option, schema),
       handler: handler as TypedHandler,
       prefix: typePrefix(type),

@@ -128,7 +128,9 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
     }
     stats.received++
     const envelope = asReceived(decoded.envelope, channel)
-    if (envelope !== undefined) self.deliver(envelope)
+    if (envelope === undefined) return
+    if (envelope.kind === 'broadcast') envelope.publishedAt = decoded.publishedAt
+    self.deliver(envelope)
   }
 
   /**
