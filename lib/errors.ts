@@ -67,3 +67,7 @@ export const UnknownEventError = defineError<'FST_WS_HUB_UNKNOWN_EVENT', 500, [s
 /** An event's (or a reply's) data does not match its schema, checked with `validateEvents` or found by its serialiser. */
 export const InvalidEventError = defineError<'FST_WS_HUB_INVALID_EVENT', 500, [string, string]>(
   'FST_WS_HUB_INVALID_EVENT', 'The data of "%s" does not match its schema: %s', 500, TypeError)
+
+/** `hub.presence(room)` for a room without presence: the hub has no `presence` option, or `presence.rooms` refuses the room. */
+export const NotPresenceRoomError = defineError<'FST_WS_HUB_NOT_PRESENCE_ROOM', 500, [string, string]>(
+  'FST_WS_HUB_NOT_PRESENCE_ROOM', 'Room "%s" has no presence: %s', 500)

@@ -16,6 +16,8 @@ import { createCounters, type HubStats } from './stats.ts'
 import { RELEASE_PROBE, type ClientSession } from './recovery/session.ts'
 import type { RecordedEnvelope, RecoveryStore } from './recovery/store.ts'
 import { encodePosition, withPosition } from './recovery/wire.ts'
+import type { PresenceMember } from './presence/store.ts'
+import { PresenceTracker } from './presence/tracker.ts'
 
 const OPEN = 1
 const RESOLVED = Promise.resolve()
@@ -68,6 +70,8 @@ export class HubCore implements HubNode {
   hub: Hub | undefined
   /** History and sessions, when the `recovery` option is on. */
   readonly store: RecoveryStore | undefined
+  /** Members of the presence rooms, when the `presence` option is on. */
+  readonly presence: PresenceTracker | undefined
   #sessionKeeper: NodeJS.Timeout | undefined
   /**
    * The last recorded offset this node delivered per stream it has clients in: an offset that
@@ -88,6 +92,12 @@ export class HubCore implements HubNode {
     this.#ceiling = options.maxBufferedBytes + options.maxBurstBytes
     this.store = options.recovery === false ? undefined : this.adapter.recovery
     this.store?.configure(options.recovery as Exclude<ResolvedHubOptions['recovery'], false>)
+    const presence = this.adapter.presence
+    this.presence = options.presence === false || presence === undefined ? undefined : new PresenceTracker(options.presence, presence, this)
+  }
+
+  presenceLapsed (room: string, members: readonly PresenceMember[]): void {
+    this.presence?.lapsed(room, members)
   }
 
   holds (clientId: string): boolean {
@@ -221,7 +231,9 @@ export class HubCore implements HubNode {
     members.add(client)
     this.membershipVersion++
     client._rooms ??= new Set()
+    const added = !client._rooms.has(room)
     client._rooms.add(room)
+    if (added && this.presence?.covers(room) === true) this.presence.entered(client, room)
     // Every join asks, not only the first: a second member must wait for a subscription still on its way.
     return this.adapter.watch?.('room', room) ?? RESOLVED
   }
@@ -235,6 +247,7 @@ export class HubCore implements HubNode {
     if (members === undefined) return
     members.delete(client)
     this.membershipVersion++
+    if (this.presence?.covers(room) === true) this.presence.left(client, room)
     if (members.size === 0) {
       this.rooms.delete(room)
       // Its messages stop coming: a later member starts a new run of offsets.

@@ -4,6 +4,8 @@ import type { HubCore, TypedRouteDescription } from './hub-core.ts'
 import { encodeMessage, type EncodedMessage, type OutgoingMessage } from './message.ts'
 import { registerHubRoute, type AnyHubRouteOptions, type HubRouteOptions, type NoParams } from './route.ts'
 import type { HubStats } from './stats.ts'
+import { NotPresenceRoomError } from './errors.ts'
+import type { PresenceMember } from './presence/store.ts'
 import {
   buildAsyncApi,
   encodeEvent,
@@ -179,6 +181,19 @@ export class Hub<TEvents extends object = HubEvents> {
     const client = core.clients.get(clientId)
     if (client !== undefined) return core.writeMessage(client, message)
     return core.adapter.publish({ kind: 'send', to: clientId, payload: message.payload, binary: message.binary })
+  }
+
+  /**
+   * The members of a presence room on every live node of the cluster (id, node, shared params,
+   * since when), in no particular order. Members of a node that died are gone within its lease.
+   * @throws {NotPresenceRoomError} (rejects) when the hub has no `presence` option or `presence.rooms` refuses the room
+   * @throws (rejects) the adapter's error when its store cannot be read (`RedisUnavailableError`)
+   */
+  async presence (room: string): Promise<PresenceMember[]> {
+    const presence = this.#core.presence
+    if (presence === undefined) throw new NotPresenceRoomError(room, 'the hub has no presence option')
+    if (!presence.covers(room)) throw new NotPresenceRoomError(room, 'presence.rooms does not include it')
+    return await presence.members(room)
   }
 
   /** The hub's counters. */

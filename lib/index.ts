@@ -13,6 +13,7 @@ export {
   InvalidEventError,
   InvalidParamsError,
   InvalidRouteError,
+  NotPresenceRoomError,
   OriginForbiddenError,
   TooManyConnectionsError,
   TooManyConnectionsPerIpError,
@@ -55,7 +56,8 @@ export type {
   JsonSchemaObject
 } from './typed/index.ts'
 export type { OutgoingMessage } from './message.ts'
-export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions, RecoveryOptions } from './options.ts'
+export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, PresenceOptions, RateLimitOptions, RecoveryOptions } from './options.ts'
+export type { PresenceMember, PresenceStore } from './presence/store.ts'
 export type { HubStats } from './stats.ts'
 export type { TypedRouteDescription } from './hub-core.ts'
 export type { HubAdapter, HubNode, HubEnvelope, BroadcastEnvelope, DirectEnvelope, Interest } from './adapters/adapter.ts'

@@ -23,7 +23,8 @@ function fakeNode (nodeId: string, held = new Set<string>()): HubNode & { delive
       released.push(clientId)
       held.delete(clientId)
     },
-    holds: clientId => held.has(clientId)
+    holds: clientId => held.has(clientId),
+    presenceLapsed () {}
   }
 }
 

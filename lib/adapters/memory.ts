@@ -1,5 +1,6 @@
 import type { HubAdapter, HubEnvelope, HubNode } from './adapter.ts'
 import { MemoryRecoveryHistory } from '../recovery/memory-store.ts'
+import { MemoryPresence } from '../presence/memory-store.ts'
 
 /**
  * A set of hubs in one process that behave as one cluster. The default adapter gets a bus of its
@@ -11,6 +12,8 @@ export class MemoryBus {
   readonly nodes = new Set<HubNode>()
   /** @internal history and sessions of the bus's hubs, for the `recovery` option */
   readonly history = new MemoryRecoveryHistory(this.nodes)
+  /** @internal who is in the presence rooms of the bus's hubs, for the `presence` option */
+  readonly presence = new MemoryPresence()
 }
 
 /** Options of `memoryAdapter`. */
@@ -30,6 +33,7 @@ export function memoryAdapter (options: MemoryAdapterOptions = {}): HubAdapter {
 
   return {
     recovery: bus.history.forNode(() => self),
+    presence: bus.presence.forNode(() => self?.nodeId),
     start (node: HubNode): void {
       self = node
       bus.nodes.add(node)
