@@ -1,5 +1,6 @@
 import type { HubAdapter, HubEnvelope, HubNode, Interest } from '../adapter.ts'
 import type { RecoveryStore } from '../../recovery/store.ts'
+import type { PresenceStore } from '../../presence/store.ts'
 import { decodeEnvelope, encodeEnvelope, plainHeaderOf } from './codec.ts'
 import { RedisUnavailableError } from './errors.ts'
 import { COUNT_FIELD, Lease, ROOM_FIELD, sumLeases } from './lease.ts'
@@ -10,6 +11,7 @@ import { resolveOptions, type RedisAdapterOptions } from './options.ts'
 import { Outbox, RECORDED_SEQUENCE } from './outbox.ts'
 import { CONTROL_RELEASE, decodeControl, decodeRecorded, isControl, isRecorded } from './record-codec.ts'
 import { deliverable, RedisRecovery } from './recovery.ts'
+import { RedisPresence } from './presence.ts'
 import { defineSessionScripts } from './sessions.ts'
 import { GapReporter, SequenceTracker } from './sequence.ts'
 import { CommandWatch, within } from './stall.ts'
@@ -50,13 +52,14 @@ const SYNC_INTERVAL = 250
  *
  * @throws {InvalidOptionError} when an option is wrong
  */
-export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & { readonly recovery: RecoveryStore } {
+export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & { readonly recovery: RecoveryStore, readonly presence: PresenceStore } {
   const { prefix, leaseTtl, stallTimeout, maxDeliveryDelay, maxPendingBytes, unsubscribeDelay, client: userClient, cluster, url } = resolveOptions(options)
   const syncEvery = Math.min(SYNC_INTERVAL, Math.floor(leaseTtl / 3))
 
-  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, dropped: 0, malformed: 0, late: 0, recoveryFailed: 0 }
+  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, dropped: 0, malformed: 0, late: 0, recoveryFailed: 0, presenceFailed: 0 }
   const sequences = new SequenceTracker()
   const recovery = new RedisRecovery(stallTimeout, maxPendingBytes)
+  const presence = new RedisPresence(leaseTtl, stallTimeout)
   const watch = new CommandWatch(stallTimeout, onStall, linkBack)
   let node: HubNode | undefined
   let gapReporter: GapReporter | undefined
@@ -193,6 +196,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
     linkBack()
     // Redis may have restarted empty: write the lease again now rather than at the next refresh.
     lease?.rewrite()
+    presence.rewrite()
     tick()
   }
 
@@ -200,6 +204,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
   function tick (): void {
     if (closed || commands?.status !== 'ready') return
     lease?.sync(commands)
+    presence.sync()
     if (Date.now() - prunedAt >= leaseTtl) prunePublishers(commands)
   }
 
@@ -267,6 +272,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
         plainHeader,
         available
       })
+      presence.attach({ node: hubNode, redis: commands, watch, stats, keys: keyBase(prefix, db), prefix, available })
       commands.on('error', onLinkError)
       commands.on('ready', onCommandsReady)
       subscriber.on('error', onLinkError)
@@ -335,6 +341,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
 
     recovery,
 
+    presence,
+
     stats (): Readonly<Record<string, number>> {
       const all: RedisAdapterStats = {
         ...stats,
@@ -360,7 +368,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
       const sub = subscriber
       if (lease === undefined || redis === undefined || sub === undefined) return
       // Bounded: a Redis that stalls now must not hold the app's close.
-      if (available()) await within(lease.remove(redis), stallTimeout).catch(ignore)
+      if (available()) await within(Promise.all([presence.close(), lease.remove(redis)]), stallTimeout).catch(ignore)
       sub.off(pubsub?.messageEvent ?? 'messageBuffer', onMessage)
       await shutDown(sub, stallTimeout)
       if (userClient === undefined) {
