@@ -176,15 +176,22 @@ export class RedisPresence implements PresenceStore {
     members.delete(clientId)
     if (members.size === 0) this.#local.delete(room)
     const link = this.#link
+    const command = link === undefined || !link.available() || this.#closed ? undefined : this.#exitScript(link, room, clientId)
     try {
-      if (link === undefined || !link.available() || this.#closed) throw new RedisUnavailableError()
-      return await within(link.watch.track(this.#exitScript(link, room, clientId)), this.#stallTimeout) === 1
+      if (link === undefined || command === undefined) throw new RedisUnavailableError()
+      return await within(link.watch.track(command), this.#stallTimeout) === 1
     } catch {
       // Not told now: the hub would tell a leave that Redis may not have. Told when the exit is written.
       let pending = this.#pendingExits.get(room)
       if (pending === undefined) this.#pendingExits.set(room, pending = new Map())
       pending.set(clientId, member)
       this.#failed()
+      // A stalled Redis runs the command when it wakes up: its answer is the one that counts.
+      command?.then((removed) => {
+        if (pending.get(clientId) !== member) return
+        pending.delete(clientId)
+        if (removed === 1) link?.node.presenceLapsed(room, [member])
+      }, ignore)
       return false
     }
   }
@@ -217,6 +224,7 @@ export class RedisPresence implements PresenceStore {
     for (const [room, pending] of this.#pendingExits) {
       for (const [id, member] of pending) {
         writes.push(this.#exitScript(link, room, id).then((removed) => {
+          if (pending.get(id) !== member) return
           pending.delete(id)
           if (removed === 1) link.node.presenceLapsed(room, [member])
         }))
