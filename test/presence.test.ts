@@ -106,13 +106,13 @@ test('the presence option is checked at registration', async () => {
   for (const [presence, message] of cases) {
     const app = Fastify()
     app.register(fastifyWsHub, { presence } as never)
-    await assert.rejects(app.ready(), message)
+    await assert.rejects(async () => { await app.ready() }, message)
   }
   const bare = memoryAdapter() as HubAdapter & { presence?: unknown }
   const { presence: _dropped, ...withoutStore } = bare
   const app = Fastify()
   app.register(fastifyWsHub, { presence: PRESENCE, adapter: withoutStore as HubAdapter })
-  await assert.rejects(app.ready(), /the adapter keeps no presence/)
+  await assert.rejects(async () => { await app.ready() }, /the adapter keeps no presence/)
 })
 
 test('a presence store that rejects (a custom adapter) is logged, not thrown into the hub', async (t) => {
