@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Fastify from 'fastify'
 import fastifyWsHub, { MemoryBus, memoryAdapter, NotPresenceRoomError, type HubAdapter } from '../dist/index.js'
+import WebSocket from 'ws'
+import { createClient, type PresenceEvent, type WebSocketConstructor } from '../dist/client/index.js'
 import { connect, createApp, listen, waitFor, waitForAsync } from './helpers.js'
 import { enter, idsOf, PRESENCE, startPresenceNode } from './presence-env.js'
 
@@ -135,4 +137,21 @@ test('a presence store that rejects (a custom adapter) is logged, not thrown int
   client.socket.close()
   await client.closed
   assert.deepEqual(await node.app.hub.presence('p:r'), [])
+})
+
+test('the client library hands $join and $leave to their listeners, as { room, id, params }', async (t) => {
+  const node = await startPresenceNode(t)
+  const client = createClient(`${node.url}/ws?user=lib&rooms=p:c`, { WebSocket: WebSocket as unknown as WebSocketConstructor, handshake: false })
+  t.after(() => client.close())
+  const heard: Array<[string, PresenceEvent]> = []
+  client.on('$join', event => heard.push(['$join', event]))
+  client.on('$leave', event => heard.push(['$leave', event]))
+  await waitForAsync(async () => (await node.app.hub.presence('p:c')).length === 1, 2000, 'the library client in the room')
+  const other = await enter(node, 'other', ['p:c'])
+  other.socket.close()
+  await waitFor(() => heard.length === 2, 2000, 'a join and a leave')
+  assert.deepEqual(heard, [
+    ['$join', { room: 'p:c', id: other.id, params: { userId: 'other' } }],
+    ['$leave', { room: 'p:c', id: other.id, params: { userId: 'other' } }]
+  ])
 })
