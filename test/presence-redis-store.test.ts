@@ -168,7 +168,7 @@ test('a node whose entries a reaper took (its set gone) writes them again', asyn
   await eventually(async () => (await adapter.presence.members('p:r')).length === 1, 3000, 'the entry back')
 })
 
-test('an exit that Redis did not answer (a stall) is written when it answers again, and told then as a leave', async (t) => {
+test('an exit that Redis did not answer (a stall) is written when it answers again, and told then as a leave; an enter is written then too', async (t) => {
   const server = await useRedisServer(t, await freePort())
   if (server === undefined) return
   const prefix = uniquePrefix()
@@ -177,10 +177,14 @@ test('an exit that Redis did not answer (a stall) is written when it answers aga
   await adapter.presence.enter('p:r', member(node, 'leaving'))
   server.pause()
   assert.equal(await adapter.presence.exit('p:r', 'leaving'), false, 'not confirmed while Redis stalls')
+  // An enter that Redis does not answer resolves all the same, counted, and is written later.
+  await adapter.presence.enter('p:r', member(node, 'entered-in-the-stall'))
+  await assert.rejects(adapter.presence.members('p:r'), RedisUnavailableError)
+  assert.ok((adapter.stats?.().presenceFailed ?? 0) >= 2)
   assert.deepEqual(node.lapsed, [])
   server.resume()
   await eventually(() => node.lapsed.length === 1, 5000, 'the leave told once the exit is written')
   const told: FakeNode['lapsed'] = node.lapsed
   assert.deepEqual(told.flatMap(({ members }) => members.map(entry => entry.id)), ['leaving'])
-  assert.deepEqual(await adapter.presence.members('p:r'), [])
+  await eventually(async () => (await adapter.presence.members('p:r')).map(entry => entry.id).join() === 'entered-in-the-stall', 5000, 'the stalled enter written')
 })

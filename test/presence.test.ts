@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Fastify from 'fastify'
-import fastifyWsHub, { MemoryBus, memoryAdapter, NotPresenceRoomError, type HubAdapter } from '../dist/index.js'
+import fastifyWsHub, { MemoryBus, memoryAdapter, NotPresenceRoomError, type HubAdapter, type HubNode } from '../dist/index.js'
 import WebSocket from 'ws'
 import { createClient, type PresenceEvent, type WebSocketConstructor } from '../dist/client/index.js'
 import { connect, createApp, listen, waitFor, waitForAsync } from './helpers.js'
@@ -154,4 +154,19 @@ test('the client library hands $join and $leave to their listeners, as { room, i
     ['$join', { room: 'p:c', id: other.id, params: { userId: 'other' } }],
     ['$leave', { room: 'p:c', id: other.id, params: { userId: 'other' } }]
   ])
+})
+
+test('memory bus: an exit removes only the entry of its own hub (a client that resumed on another hub of the bus stays)', async () => {
+  const bus = new MemoryBus()
+  const [a, b] = [memoryAdapter({ bus }), memoryAdapter({ bus })]
+  const node = (nodeId: string): HubNode => ({ nodeId } as unknown as HubNode)
+  await a.start(node('a'))
+  await b.start(node('b'))
+  await a.presence?.enter('p:r', { id: 'x', nodeId: 'a', params: {}, since: 1 })
+  await b.presence?.enter('p:r', { id: 'x', nodeId: 'b', params: {}, since: 2 })
+  assert.equal(await a.presence?.exit('p:r', 'x'), false)
+  assert.deepEqual((await a.presence?.members('p:r'))?.map(member => member.nodeId), ['b'])
+  assert.equal(await b.presence?.exit('p:r', 'x'), true)
+  assert.deepEqual(await b.presence?.members('p:r'), [])
+  assert.equal(await b.presence?.exit('p:r', 'x'), false)
 })
