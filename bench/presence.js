@@ -120,15 +120,16 @@ function runClients () {
   const handlers = {
     /** Connects `n` clients to each port, in room `room`, `sampled` of them (per port) parsing what they get. */
     async connect ({ ports, n, room, sampled }) {
+      // Connects are started 500 at a time without waiting for the earlier ones to open: joins then
+      // come many per turn, and their $join frames to one socket are corked into one write.
+      const opening = []
       for (const port of ports) {
-        for (let i = 0; i < n; i += 250) {
-          const batch = []
-          for (let j = i; j < Math.min(n, i + 250); j++) {
-            batch.push(openClient(port, `room=${room}&u=s${port}-${j}`, j < sampled ? onSampled : undefined))
-          }
-          stable.push(...await Promise.all(batch))
+        for (let j = 0; j < n; j++) {
+          opening.push(openClient(port, `room=${room}&u=s${port}-${j}`, j < sampled ? onSampled : undefined))
+          if (opening.length % 500 === 0) await sleep(50)
         }
       }
+      stable.push(...await Promise.all(opening))
       return stable.length
     },
     /** `rate` joins a second (each a new client, spread over the ports), each closed `life` ms after its join; for `seconds`. */
