@@ -119,17 +119,17 @@ function runClients () {
   }
   const handlers = {
     /** Connects `n` clients to each port, in room `room`, `sampled` of them (per port) parsing what they get. */
-    async connect ({ ports, n, room, sampled }) {
-      // Connects are started 500 at a time without waiting for the earlier ones to open: joins then
-      // come many per turn, and their $join frames to one socket are corked into one write.
-      const opening = []
+    async connect ({ ports, n, room, sampled, from = 0 }) {
+      // 250 at a time, each batch awaited: more at once overflows the servers' accept queues (resets)
       for (const port of ports) {
-        for (let j = 0; j < n; j++) {
-          opening.push(openClient(port, `room=${room}&u=s${port}-${j}`, j < sampled ? onSampled : undefined))
-          if (opening.length % 500 === 0) await sleep(50)
+        for (let i = from; i < from + n; i += 250) {
+          const batch = []
+          for (let j = i; j < Math.min(from + n, i + 250); j++) {
+            batch.push(openClient(port, `room=${room}&u=s${port}-${j}`, j < sampled ? onSampled : undefined))
+          }
+          stable.push(...await Promise.all(batch))
         }
       }
-      stable.push(...await Promise.all(opening))
       return stable.length
     },
     /** `rate` joins a second (each a new client, spread over the ports), each closed `life` ms after its join; for `seconds`. */
@@ -233,35 +233,48 @@ function round (value) {
   return value === null ? null : Math.round(value * 10) / 10
 }
 
-async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
-  const prefix = `fwh-bench-presence:${randomUUID()}`
-  const started = await Promise.all(Array.from({ length: nodes }, () => startNode(prefix)))
-  const room = 'p:big'
-  const fillStart = performance.now()
-  await clients.call('connect', { ports: started.map(node => node.port), n: perNode, room, sampled: 0 })
-  const total = nodes * perNode
-  const [a] = started
-  const filled = await until(async () => (await a.app.hub.presence(room)).length === total, 120_000, 100)
-  const fillMs = performance.now() - fillStart
-  if (!filled) throw new Error(`presence never reached ${total}`)
-  // Let the $join storm of the fill (n²/2 frames) drain before measuring
-  await sleep(2000)
+/** Times `calls` calls of hub.presence(room), from each node in turn, each checked to list `total`. */
+async function timePresence (nodes, room, total, calls) {
   const durations = []
   for (let i = 0; i < calls; i++) {
-    const node = started[i % nodes]
+    const node = nodes[i % nodes.length]
     const t0 = performance.now()
     const members = await node.app.hub.presence(room)
     durations.push(performance.now() - t0)
     if (members.length !== total) throw new Error(`presence listed ${members.length} of ${total}`)
   }
   const summary = latencySummary(durations)
-  const stats = started.map(node => node.app.hub.stats())
-  const dropped = stats.reduce((sum, s) => sum + s.dropped, 0)
-  const redisHashBytes = await redis.memory('USAGE', `${prefix}:db0:presence:{${room}}`)
-  await clients.call('closeAll')
-  await Promise.all(started.map(node => node.app.close()))
-  await cleanRedis(redis, prefix)
-  return { members: total, nodes, calls, p50: round(summary.p50), p99: round(summary.p99), max: round(summary.max), fillSeconds: round(fillMs / 1000), joinEventsDroppedDuringFill: dropped, redisHashBytes }
+  return { members: total, calls, p50: round(summary.p50), p99: round(summary.p99), max: round(summary.max) }
+}
+
+/** Fills a room in steps (a quarter of the clients each), timing hub.presence() at each size: the figures of a step are printed as soon as it is done. */
+async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
+  const prefix = `fwh-bench-presence:${randomUUID()}`
+  const started = await Promise.all(Array.from({ length: nodes }, () => startNode(prefix)))
+  const room = 'p:big'
+  const [a] = started
+  const steps = []
+  const fillStart = performance.now()
+  try {
+    for (let step = 1; step <= 4; step++) {
+      const n = perNode / 4
+      await clients.call('connect', { ports: started.map(node => node.port), n, room, sampled: 0, from: (step - 1) * n })
+      const total = nodes * n * step
+      if (!await until(async () => (await a.app.hub.presence(room)).length === total, 120_000, 100)) throw new Error(`presence never reached ${total}`)
+      // Let the $join storm of the fill (about n²/2 frames) drain before measuring
+      await sleep(1000)
+      const timed = { ...await timePresence(started, room, total, calls), filledAfterSeconds: round((performance.now() - fillStart) / 1000) }
+      console.log(`presence() of a ${total}-member room on ${nodes} nodes: p50 ${timed.p50} ms, p99 ${timed.p99} ms, max ${timed.max} ms (${calls} calls; filled after ${timed.filledAfterSeconds} s)`)
+      steps.push(timed)
+    }
+    const redisHashBytes = await redis.memory('USAGE', `${prefix}:db0:presence:{${room}}`)
+    const dropped = started.reduce((sum, node) => sum + node.app.hub.stats().dropped, 0)
+    return { nodes, steps, redisHashBytes, joinEventsDroppedDuringFill: dropped }
+  } finally {
+    await clients.call('closeAll')
+    await Promise.all(started.map(node => node.app.close()))
+    await cleanRedis(redis, prefix)
+  }
 }
 
 async function churn (clients, redis, { nodes, members, rate, seconds, life, sampledPerNode }) {
@@ -329,8 +342,7 @@ async function main () {
   const clients = clientProcess()
   try {
     const big = await presenceOfBigRoom(clients, redis, { nodes: 4, perNode: quick ? 500 : 2500, calls: quick ? 20 : 100 })
-    console.log(`presence() of a ${big.members}-member room on ${big.nodes} nodes: p50 ${big.p50} ms, p99 ${big.p99} ms, max ${big.max} ms (${big.calls} calls); ` +
-      `filling it took ${big.fillSeconds} s; Redis hash ${big.redisHashBytes} bytes`)
+    console.log(`Redis hash of the full room: ${big.redisHashBytes} bytes`)
     const live = await churn(clients, redis, { nodes: 2, members: 1000, rate: 100, seconds: quick ? 4 : 10, life: 1000, sampledPerNode: 10 })
     console.log(`churn of ${live.rate} joins/s (+ as many leaves) in a ${live.members}-member room on ${live.nodes} nodes for ${live.seconds} s: ` +
       `$join from the server's upgrade p50 ${live.joinFromUpgrade.p50} / p99 ${live.joinFromUpgrade.p99} / max ${live.joinFromUpgrade.max} ms ` +
