@@ -67,7 +67,8 @@ function openClient (port, query, onText) {
     let upgraded = false
     let id
     const read = frameReader((text) => {
-      if (id === undefined) {
+      // A $join of another client may come between this client's join and its id
+      if (id === undefined && text.startsWith('id:')) {
         id = text.slice(3)
         resolve({ socket, id })
         return
@@ -77,7 +78,7 @@ function openClient (port, query, onText) {
     let head = Buffer.alloc(0)
     socket.on('data', (chunk) => {
       if (upgraded) {
-        // Not sampled: everything after its id is read and thrown away, unparsed.
+        // Not sampled: everything after its id is read and thrown away, unparsed
         if (id === undefined || onText !== undefined) read(chunk)
         return
       }
