@@ -136,8 +136,10 @@ test('a node SIGKILLed: its members leave presence within the lease TTL, and eac
   await waitFor(() => watchers.every(watcher => idsOf(watcher, '$leave').length >= 5), 2 * leaseTtl + 1000, 'the leaves')
   const leftMs = Date.now() - killedAt
   t.diagnostic(`members left presence ${goneMs} ms and leave events came ${leftMs} ms after SIGKILL (leaseTtl ${leaseTtl} ms)`)
-  assert.ok(goneMs <= leaseTtl + 150, `left presence after ${goneMs} ms`)
-  assert.ok(leftMs <= 1.25 * leaseTtl + 400, `leave events after ${leftMs} ms`)
+  // The lease lapses at most leaseTtl after the kill; a reaper round (leaseTtl / 4) later the leaves
+  // go out. The margins are for a loaded machine (polls of 20 ms, reads and fan-out that wait for CPU).
+  assert.ok(goneMs <= leaseTtl + 300, `left presence after ${goneMs} ms`)
+  assert.ok(leftMs <= 1.25 * leaseTtl + 600, `leave events after ${leftMs} ms`)
   // Late duplicates from a second reaper would come within a reaper round: wait two.
   await sleep(leaseTtl / 2)
   for (const watcher of watchers) assert.deepEqual(sorted(idsOf(watcher, '$leave')), victimIds, 'each leave once')

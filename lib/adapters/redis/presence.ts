@@ -82,20 +82,50 @@ interface StoredMember {
  * one per entry on a room of thousands. An entry that is not ours (malformed) is skipped.
  */
 function decodeMembers (ids: readonly string[], values: readonly string[]): PresenceMember[] {
-  let stored: Array<StoredMember | undefined>
+  return membersOf(ids, values, () => JSON.parse(`[${values.join(',')}]`) as unknown[])
+}
+
+const OPEN = Buffer.from('[')
+const COMMA = Buffer.from(',')
+const CLOSE = Buffer.from(']')
+
+/**
+ * Decodes a hash as HGETALL gives it in Buffers (field, value, ...). Not strings: ioredis turning
+ * 20,000 replies of a 10,000-member room into strings costs more than Redis's whole answer; the
+ * values are joined as bytes and decoded once.
+ */
+function decodeRawHash (raw: readonly Buffer[]): PresenceMember[] {
+  const ids: string[] = []
+  const values: Buffer[] = []
+  const parts: Buffer[] = [OPEN]
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    ids.push((raw[i] as Buffer).toString())
+    const value = raw[i + 1] as Buffer
+    values.push(value)
+    if (i > 0) parts.push(COMMA)
+    parts.push(value)
+  }
+  parts.push(CLOSE)
+  return membersOf(ids, values, () => JSON.parse(Buffer.concat(parts).toString()) as unknown[])
+}
+
+/** The members of decoded entries; when the batch does not parse (an entry not ours), each entry alone. */
+function membersOf (ids: readonly string[], values: ReadonlyArray<string | Buffer>, parseAll: () => unknown[]): PresenceMember[] {
+  let stored: unknown[]
   try {
-    stored = JSON.parse(`[${values.join(',')}]`) as StoredMember[]
+    stored = parseAll()
   } catch {
     stored = values.map((value) => {
       try {
-        return JSON.parse(value) as StoredMember
+        return JSON.parse(value.toString()) as unknown
       } catch {
         return undefined
       }
     })
   }
   const members: PresenceMember[] = []
-  stored.forEach((entry, index) => {
+  stored.forEach((value, index) => {
+    const entry = value as Partial<StoredMember> | undefined
     if (typeof entry?.n !== 'string') return
     members.push({ id: ids[index] as string, nodeId: entry.n, params: entry.p ?? {}, since: Number(entry.s) })
   })
@@ -337,8 +367,7 @@ export class RedisPresence implements PresenceStore {
   /** Every member of a room, less those of nodes whose lease is gone (one EXISTS per distinct node). */
   async #read (link: PresenceLink, room: string): Promise<PresenceMember[]> {
     const { redis, prefix, keys, node } = link
-    const hash = await redis.hgetall(presenceKey(keys, room))
-    const members = decodeMembers(Object.keys(hash), Object.values(hash))
+    const members = decodeRawHash(await redis.callBuffer('HGETALL', presenceKey(keys, room)) as Buffer[])
     const nodes = new Set<string>()
     for (const member of members) if (member.nodeId !== node.nodeId) nodes.add(member.nodeId)
     if (nodes.size === 0) return members
