@@ -261,7 +261,10 @@ async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
       const n = perNode / 4
       await clients.call('connect', { ports: started.map(node => node.port), n, room, sampled: 0, from: (step - 1) * n })
       const total = nodes * n * step
-      if (!await until(async () => (await a.app.hub.presence(room)).length === total, 120_000, 100)) throw new Error(`presence never reached ${total}`)
+      if (!await until(async () => (await a.app.hub.presence(room)).length === total, 120_000, 100)) {
+        const failed = started.map(node => node.app.hub.stats()['adapter.presenceFailed'])
+        throw new Error(`presence never reached ${total}: ${(await a.app.hub.presence(room)).length}; presenceFailed per node ${failed}; clients ${started.map(node => node.app.hub.onlineCount())}`)
+      }
       // Let the $join storm of the fill (about n²/2 frames) drain before measuring
       await sleep(1000)
       const timed = { ...await timePresence(started, room, total, calls), filledAfterSeconds: round((performance.now() - fillStart) / 1000) }
@@ -337,13 +340,15 @@ async function churn (clients, redis, { nodes, members, rate, seconds, life, sam
 }
 
 async function main () {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, part: { type: 'string', default: 'all' } } })
   const quick = values.quick
+  const part = values.part
   const redis = new Redis(REDIS_URL)
   const clients = clientProcess()
   try {
-    const big = await presenceOfBigRoom(clients, redis, { nodes: 4, perNode: quick ? 500 : 2500, calls: quick ? 20 : 100 })
-    console.log(`Redis hash of the full room: ${big.redisHashBytes} bytes`)
+    const big = part === 'churn' ? undefined : await presenceOfBigRoom(clients, redis, { nodes: 4, perNode: quick ? 500 : 2500, calls: quick ? 20 : 100 })
+    if (big !== undefined) console.log(`Redis hash of the full room: ${big.redisHashBytes} bytes`)
+    if (part === 'big') return
     const live = await churn(clients, redis, { nodes: 2, members: 1000, rate: 100, seconds: quick ? 4 : 10, life: 1000, sampledPerNode: 10 })
     console.log(`churn of ${live.rate} joins/s (+ as many leaves) in a ${live.members}-member room on ${live.nodes} nodes for ${live.seconds} s: ` +
       `$join from the server's upgrade p50 ${live.joinFromUpgrade.p50} / p99 ${live.joinFromUpgrade.p99} / max ${live.joinFromUpgrade.max} ms ` +
