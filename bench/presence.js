@@ -56,6 +56,9 @@ function frameReader (onText) {
   }
 }
 
+/** Client sockets that failed (reset by a server), over the whole run. */
+let resets = 0
+
 /**
  * Opens one raw websocket client. Resolves once it has its id (`id:<id>`, the route's first
  * message). `onText` (sampled clients only) gets every later text frame.
@@ -89,7 +92,11 @@ function openClient (port, query, onText) {
       const rest = head.subarray(end + 4)
       if (rest.length > 0) read(rest)
     })
-    socket.once('error', reject)
+    // Every error is handled: one unhandled would end this process and close every client with it
+    socket.on('error', (error) => {
+      resets++
+      reject(error)
+    })
     socket.write(`GET /ws?${query} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
   })
@@ -128,10 +135,10 @@ function runClients () {
           for (let j = i; j < Math.min(from + n, i + 250); j++) {
             batch.push(openClient(port, `room=${room}&u=s${port}-${j}`, j < sampled ? onSampled : undefined))
           }
-          stable.push(...await Promise.all(batch))
+          stable.push(...(await Promise.allSettled(batch)).filter(result => result.status === 'fulfilled').map(result => result.value))
         }
       }
-      return stable.length
+      return { open: stable.length, resets }
     },
     /** `rate` joins a second (each a new client, spread over the ports), each closed `life` ms after its join; for `seconds`. */
     async churn ({ ports, room, rate, seconds, life }) {
@@ -259,8 +266,9 @@ async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
   try {
     for (let step = 1; step <= 4; step++) {
       const n = perNode / 4
-      await clients.call('connect', { ports: started.map(node => node.port), n, room, sampled: 0, from: (step - 1) * n })
-      const total = nodes * n * step
+      const { open, resets } = await clients.call('connect', { ports: started.map(node => node.port), n, room, sampled: 0, from: (step - 1) * n })
+      if (resets > 0) console.log(`${resets} client sockets reset so far`)
+      const total = open
       if (!await until(async () => (await a.app.hub.presence(room)).length === total, 120_000, 100)) {
         const failed = started.map(node => node.app.hub.stats()['adapter.presenceFailed'])
         throw new Error(`presence never reached ${total}: ${(await a.app.hub.presence(room)).length}; presenceFailed per node ${failed}; clients ${started.map(node => node.app.hub.onlineCount())}`)
