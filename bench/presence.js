@@ -289,6 +289,33 @@ async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
   }
 }
 
+/**
+ * The read path alone at 10,000 members: 4 hubs on Redis, each entering 2,500 members through its
+ * adapter's presence store (what a join does, without the sockets and their $join storm), then
+ * `hub.presence(room)` timed as above (the same HGETALL, lease checks and decoding).
+ */
+async function presenceRead (redis, { nodes, perNode, calls }) {
+  const prefix = `fwh-bench-presence:${randomUUID()}`
+  const adapters = Array.from({ length: nodes }, () => redisAdapter({ url: REDIS_URL, prefix }))
+  const started = await Promise.all(adapters.map(async (adapter) => {
+    const app = Fastify()
+    await app.register(fastifyWsHub, { heartbeat: false, presence: { rooms: () => true, params: ['userId'] }, adapter })
+    await app.ready()
+    return { app }
+  }))
+  const room = 'p:big'
+  try {
+    await Promise.all(started.map((node, n) => Promise.all(Array.from({ length: perNode }, (_, i) => adapters[n].presence.enter(room, {
+      id: randomUUID(), nodeId: node.app.hub.nodeId, params: { userId: `user-${n}-${i}` }, since: Date.now()
+    })))))
+    await sleep(500)
+    return await timePresence(started, room, nodes * perNode, calls)
+  } finally {
+    await Promise.all(started.map(node => node.app.close()))
+    await cleanRedis(redis, prefix)
+  }
+}
+
 async function churn (clients, redis, { nodes, members, rate, seconds, life, sampledPerNode }) {
   const prefix = `fwh-bench-presence:${randomUUID()}`
   const started = await Promise.all(Array.from({ length: nodes }, () => startNode(prefix)))
@@ -354,6 +381,11 @@ async function main () {
   const redis = new Redis(REDIS_URL)
   const clients = clientProcess()
   try {
+    if (part === 'read') {
+      const read = await presenceRead(redis, { nodes: 4, perNode: 2500, calls: 200 })
+      console.log(`presence() read path, ${read.members} members entered through the store on 4 nodes: p50 ${read.p50} ms, p99 ${read.p99} ms, max ${read.max} ms (${read.calls} calls)`)
+      return
+    }
     const big = part === 'churn' ? undefined : await presenceOfBigRoom(clients, redis, { nodes: 4, perNode: quick ? 500 : 2500, calls: quick ? 20 : 100 })
     if (big !== undefined) console.log(`Redis hash of the full room: ${big.redisHashBytes} bytes`)
     if (part === 'big') return
