@@ -96,3 +96,6 @@ export class NodesTimeoutError extends NodesTimeoutBase {
     this.partial = partial
   }
 }
+/** `hub.presence(room)` for a room without presence: the hub has no `presence` option, or `presence.rooms` refuses the room. */
+export const NotPresenceRoomError = defineError<'FST_WS_HUB_NOT_PRESENCE_ROOM', 500, [string, string]>(
+  'FST_WS_HUB_NOT_PRESENCE_ROOM', 'Room "%s" has no presence: %s', 500)

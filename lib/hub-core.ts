@@ -19,6 +19,8 @@ import type { RecordedEnvelope, RecoveryStore } from './recovery/store.ts'
 import { encodePosition, withPosition } from './recovery/wire.ts'
 import { ClusterControl } from './control/cluster-control.ts'
 import { ConnectionCounts, HubMetrics, MetricsExporter, messageOutChannel } from './metrics/index.ts'
+import type { PresenceMember } from './presence/store.ts'
+import { PresenceTracker } from './presence/tracker.ts'
 
 const OPEN = 1
 const RESOLVED = Promise.resolve()
@@ -79,6 +81,8 @@ export class HubCore implements HubNode {
   readonly store: RecoveryStore | undefined
   /** Cluster-wide operations (`fetchClients`, `join`, `leave`, `disconnect`, node messages). */
   readonly control = new ClusterControl(this)
+  /** Members of the presence rooms, when the `presence` option is on. */
+  readonly presence: PresenceTracker | undefined
   #sessionKeeper: NodeJS.Timeout | undefined
   /**
    * The last recorded offset this node delivered per stream it has clients in: an offset that
@@ -101,10 +105,16 @@ export class HubCore implements HubNode {
     this.store?.configure(options.recovery as Exclude<ResolvedHubOptions['recovery'], false>)
     this.metrics = options.metrics === false ? undefined : new HubMetrics()
     this.exporter = new MetricsExporter(this, options.metrics, log)
+    const presence = this.adapter.presence
+    this.presence = options.presence === false || presence === undefined ? undefined : new PresenceTracker(options.presence, presence, this)
   }
 
   handleNodeMessage (message: NodeMessage, from: string): Promise<unknown> {
     return this.control.handle(message, from)
+  }
+
+  presenceLapsed (room: string, members: readonly PresenceMember[]): void {
+    this.presence?.lapsed(room, members)
   }
 
   holds (clientId: string): boolean {
@@ -238,7 +248,9 @@ export class HubCore implements HubNode {
     members.add(client)
     this.membershipVersion++
     client._rooms ??= new Set()
+    const added = !client._rooms.has(room)
     client._rooms.add(room)
+    if (added && this.presence?.covers(room) === true) this.presence.entered(client, room)
     // Every join asks, not only the first: a second member must wait for a subscription still on its way.
     return this.adapter.watch?.('room', room) ?? RESOLVED
   }
@@ -252,6 +264,7 @@ export class HubCore implements HubNode {
     if (members === undefined) return
     members.delete(client)
     this.membershipVersion++
+    if (this.presence?.covers(room) === true) this.presence.left(client, room)
     if (members.size === 0) {
       this.rooms.delete(room)
       // Its messages stop coming: a later member starts a new run of offsets.

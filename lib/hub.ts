@@ -8,6 +8,8 @@ import type { ClientInfo } from './control/client-info.ts'
 import type { NodeMessageHandler } from './control/cluster-control.ts'
 import type { ControlTarget } from './control/targets.ts'
 import { CloseCode } from './constants.ts'
+import { NotPresenceRoomError } from './errors.ts'
+import type { PresenceMember } from './presence/store.ts'
 import {
   buildAsyncApi,
   encodeEvent,
@@ -256,6 +258,19 @@ export class Hub<TEvents extends object = HubEvents> {
    */
   onNodeMessage<T = unknown> (type: string, handler: NodeMessageHandler<T>): () => void {
     return this.#core.control.onNodeMessage(type, handler as NodeMessageHandler)
+  }
+
+  /**
+   * The members of a presence room on every live node of the cluster (id, node, shared params,
+   * since when), in no particular order. Members of a node that died are gone within its lease.
+   * @throws {NotPresenceRoomError} (rejects) when the hub has no `presence` option or `presence.rooms` refuses the room
+   * @throws (rejects) the adapter's error when its store cannot be read (`RedisUnavailableError`)
+   */
+  async presence (room: string): Promise<PresenceMember[]> {
+    const presence = this.#core.presence
+    if (presence === undefined) throw new NotPresenceRoomError(room, 'the hub has no presence option')
+    if (!presence.covers(room)) throw new NotPresenceRoomError(room, 'presence.rooms does not include it')
+    return await presence.members(room)
   }
 
   /** The hub's counters. */

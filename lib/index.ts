@@ -15,6 +15,7 @@ export {
   InvalidEventError,
   InvalidParamsError,
   InvalidRouteError,
+  NotPresenceRoomError,
   OriginForbiddenError,
   TooManyConnectionsError,
   TooManyConnectionsPerIpError,
@@ -60,7 +61,7 @@ export type {
   JsonSchemaObject
 } from './typed/index.ts'
 export type { OutgoingMessage } from './message.ts'
-export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, RateLimitOptions, RecoveryOptions } from './options.ts'
+export type { FastifyWsHubOptions, HeartbeatOptions, HandshakeMessage, AllowedOrigins, PresenceOptions, RateLimitOptions, RecoveryOptions } from './options.ts'
 export type { HubStats } from './stats.ts'
 export { ChannelName } from './metrics/index.ts'
 export type {

@@ -115,6 +115,12 @@ export interface FastifyWsHubOptions {
    * and gauges only.
    */
   metrics?: MetricsOptions | boolean
+  /**
+   * Presence for the rooms it names: `hub.presence(room)` lists their members on every node, and
+   * their members get `$join` / `$leave` events when others enter or leave (docs/presence.md).
+   * Needs an adapter with a presence store (the memory and Redis adapters have one). Default off.
+   */
+  presence?: PresenceOptions
   /** Options for @fastify/websocket when this plugin registers it. */
   websocket?: WebsocketPluginOptions
 }
@@ -125,6 +131,17 @@ export interface RecoveryOptions {
   maxDisconnection?: number
   /** Events kept per stream (all, each room, each client): a client that missed more gets a fresh session. Default 10000. */
   maxMessages?: number
+}
+
+/** Which rooms have presence, and what of a member it shares. */
+export interface PresenceOptions {
+  /** Whether a room has presence; called at every join and leave, so keep it cheap (a prefix test). */
+  rooms: (room: string) => boolean
+  /**
+   * The keys of `client.params` a member shares with the room (`['userId']`), in `hub.presence()`
+   * and in `$join` events; values must be JSON. Default none: a member is its client id.
+   */
+  params?: readonly string[]
 }
 
 /** Options after defaults and checks: what the hub runs on. */
@@ -148,6 +165,7 @@ export interface ResolvedHubOptions {
   recovery: RecoveryLimits | false
   controlTimeout: number
   metrics: ResolvedMetricsOptions | false
+  presence: Required<PresenceOptions> | false
   websocket: WebsocketPluginOptions
 }
 
@@ -183,9 +201,11 @@ const HUB_OPTION_KEYS: Record<keyof FastifyWsHubOptions, true> = {
   recovery: true,
   controlTimeout: true,
   metrics: true,
+  presence: true,
   websocket: true
 }
 const RECOVERY_KEYS: Record<keyof RecoveryOptions, true> = { maxDisconnection: true, maxMessages: true }
+const PRESENCE_KEYS: Record<keyof PresenceOptions, true> = { rooms: true, params: true }
 const HEARTBEAT_KEYS: Record<keyof HeartbeatOptions, true> = { interval: true, maxFailures: true, payload: true }
 const RATE_LIMIT_KEYS: Record<keyof RateLimitOptions, true> = { max: true, windowMs: true }
 
@@ -199,6 +219,7 @@ const KNOWN_OPTIONS = [...Object.keys(HUB_OPTION_KEYS), ...FASTIFY_REGISTER_KEYS
 const KNOWN_HEARTBEAT_OPTIONS = Object.keys(HEARTBEAT_KEYS)
 const KNOWN_RATE_LIMIT_OPTIONS = Object.keys(RATE_LIMIT_KEYS)
 const KNOWN_RECOVERY_OPTIONS = Object.keys(RECOVERY_KEYS)
+const KNOWN_PRESENCE_OPTIONS = Object.keys(PRESENCE_KEYS)
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value)
@@ -325,6 +346,25 @@ function resolveRecovery (value: unknown, adapter: HubAdapter | undefined): Reco
   }
 }
 
+function resolvePresence (value: unknown, adapter: HubAdapter | undefined): Required<PresenceOptions> | false {
+  if (value === undefined) return false
+  if (!isPlainObject(value)) {
+    throw new InvalidOptionError('presence', `expected { rooms, params? }, got ${describe(value)}`)
+  }
+  rejectUnknownKeys('presence', value, KNOWN_PRESENCE_OPTIONS)
+  if (typeof value.rooms !== 'function') {
+    throw new InvalidOptionError('presence.rooms', `expected a function (room) => boolean that tells which rooms have presence, got ${describe(value.rooms)}`)
+  }
+  const params = value.params ?? []
+  if (!Array.isArray(params) || !params.every(key => typeof key === 'string' && key !== '')) {
+    throw new InvalidOptionError('presence.params', `expected an array of client.params keys (non-empty strings), got ${describe(params)}`)
+  }
+  if (adapter !== undefined && adapter.presence === undefined) {
+    throw new InvalidOptionError('presence', 'the adapter keeps no presence (it has no presence store): use the memory or Redis adapter, or turn presence off')
+  }
+  return { rooms: value.rooms as (room: string) => boolean, params: [...params] as string[] }
+}
+
 function resolveAdapter (value: unknown): HubAdapter | undefined {
   if (value === undefined) return undefined
   const adapter = value as Partial<HubAdapter>
@@ -378,6 +418,7 @@ export function resolveOptions (options: FastifyWsHubOptions = {}): ResolvedHubO
     recovery: resolveRecovery(given.recovery, adapter),
     controlTimeout: positiveNumber('controlTimeout', given.controlTimeout, 5_000),
     metrics: resolveMetrics(given.metrics),
+    presence: resolvePresence(given.presence, adapter),
     websocket: given.websocket ?? {}
   }
 }

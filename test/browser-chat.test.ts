@@ -222,6 +222,41 @@ test('two chat servers on one Redis are one chat: a page on each shares a room, 
   await waitForCount(alice, 'lobby', 1)
 })
 
+/** Waits until the page lists exactly these members (by name, sorted) for the room on screen. */
+async function waitForMembers (page: Page, names: string[]): Promise<void> {
+  // a string, evaluated in the page: the test's own TypeScript has no DOM types
+  const expected = JSON.stringify(JSON.stringify([...names].sort()))
+  await page.waitForFunction(`JSON.stringify([...document.querySelectorAll('#members li')].map(item => item.textContent)) === ${expected}`)
+}
+
+test('the member list shows who is in the room, from hub.presence on join, kept live by $join and $leave; two servers on Redis', async (t) => {
+  if (chromiumMissing(t)) return
+  const redisUrl = await useRedis(t)
+  if (redisUrl === undefined) return
+  const browser = await launch(t)
+  const prefix = uniquePrefix()
+  const one = await startChat(t, { redisUrl, prefix })
+  const two = await startChat(t, { redisUrl, prefix })
+
+  const alice = await openChat(browser, one.url, 'alice', ['lobby'])
+  await waitForMembers(alice, ['alice'])
+  const bob = await openChat(browser, two.url, 'bob', ['lobby'])
+  // bob's list comes from hub.presence (alice is on the other server); alice's from bob's $join
+  await waitForMembers(bob, ['alice', 'bob'])
+  await waitForMembers(alice, ['alice', 'bob'])
+  const carol = await openChat(browser, one.url, 'carol', ['lobby'])
+  await waitForMembers(carol, ['alice', 'bob', 'carol'])
+  await waitForMembers(bob, ['alice', 'bob', 'carol'])
+
+  // bob leaves the room with its × button, carol closes her page: both leave every list
+  await bob.click('#rooms li[data-room="lobby"] .leave')
+  await waitForMembers(alice, ['alice', 'carol'])
+  await waitForMembers(carol, ['alice', 'carol'])
+  await carol.close()
+  await waitForMembers(alice, ['alice'])
+  assert.deepEqual((await one.app.hub.presence('lobby')).map(member => member.params), [{ name: 'alice' }])
+})
+
 test('npm start\'s server prints its URL and serves the page, its script and the client module', async (t) => {
   const server = spawn(process.execPath, ['examples/chat/server.js'], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn', REDIS_URL: '' },

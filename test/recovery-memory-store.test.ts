@@ -24,7 +24,8 @@ function fakeNode (nodeId: string, held = new Set<string>()): HubNode & { delive
       held.delete(clientId)
     },
     holds: clientId => held.has(clientId),
-    handleNodeMessage: () => null
+    handleNodeMessage: () => null,
+    presenceLapsed () {}
   }
 }
 

@@ -214,7 +214,7 @@ test('an adapter closed before it started closes quietly', async () => {
   await adapter.close()
   assert.equal(adapter.publish({ kind: 'send', to: 'x', payload: Buffer.from('x'), binary: false }), false)
   assert.deepEqual(adapter.stats?.(), {
-    published: 0, received: 0, receivedBytes: 0, dropped: 1, malformed: 0, late: 0, recoveryFailed: 0, lost: 0, gaps: 0, publishers: 0, pendingBytes: 0, subscriptions: 0
+    published: 0, received: 0, receivedBytes: 0, dropped: 1, malformed: 0, late: 0, recoveryFailed: 0, presenceFailed: 0, lost: 0, gaps: 0, publishers: 0, pendingBytes: 0, subscriptions: 0
   })
   assert.equal(adapter.watch?.('room', 'r'), undefined)
   adapter.unwatch?.('room', 'r')

@@ -56,7 +56,8 @@ function fakeNode (onRelease: (clientId: string) => void = () => {}): FakeNode {
     release (clientId) {
       released.push(clientId)
       onRelease(clientId)
-    }
+    },
+    presenceLapsed () {}
   }
 }
 

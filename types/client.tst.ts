@@ -1,7 +1,7 @@
 import { expect, test } from 'tstyche'
 import WebSocket from 'ws'
 import { Type, defineRoute } from '../dist/index.js'
-import { createClient, HubClientError, type ClientSession, type ClientStatus, type HubClient, type HubClientErrorCode, type IncomingData } from '../dist/client/index.js'
+import { createClient, HubClientError, type ClientSession, type ClientStatus, type HubClient, type HubClientErrorCode, type IncomingData, type PresenceEvent } from '../dist/client/index.js'
 
 export const chatRoute = defineRoute({
   url: '/chat',
@@ -87,4 +87,17 @@ test('the session: a property and an event, neither an event name a route may ta
     expect(session.recovered).type.toBe<boolean>()
   })).type.toBe<() => void>()
   expect(client.session?.id).type.toBe<string | undefined>()
+})
+
+test('presence events: $join and $leave carry the room, the other client\'s id and its shared params', () => {
+  expect(client.on('$join', ({ room, id, params }) => {
+    expect(room).type.toBe<string>()
+    expect(id).type.toBe<string>()
+    expect(params).type.toBe<Readonly<Record<string, unknown>>>()
+  })).type.toBe<() => void>()
+  expect(client.on('$leave', (event) => {
+    expect(event).type.toBe<PresenceEvent>()
+  })).type.toBe<() => void>()
+  expect(createClient('ws://x').on('$join', event => event.id)).type.toBe<() => void>()
+  expect(client.on('$join', (event: { room: number }) => event)).type.toRaiseError()
 })

@@ -2,10 +2,12 @@
 // own on port 0 and reach into `app.hub` (to cut a page's socket, say).
 //
 // Typed messages, all checked against their schemas before a handler sees them:
-//   page -> server   join {room} (a request: the reply carries the room's online count), leave {room},
-//                    say {room, text}
+//   page -> server   join {room} (a request: the reply carries the room's online count and its
+//                    members, from hub.presence), leave {room}, say {room, text}
 //   server -> page   said {room, from, text, at}, member {room, name, change} when someone joins or
-//                    leaves, online {room, count}: the room's size across the cluster
+//                    leaves, online {room, count}: the room's size across the cluster; and the hub's
+//                    own presence events $join / $leave {room, id, params: {name}}, which keep each
+//                    page's member list live
 import Fastify from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { fileURLToPath } from 'node:url'
@@ -22,7 +24,9 @@ const Room = Type.String({ pattern: '^[a-z0-9-]{1,32}$' })
 export async function buildChat ({ redisUrl, prefix = 'fastify-ws-hub-chat', logger = false, recountDelay = 1000 } = {}) {
   const app = Fastify({ logger })
   await app.register(fastifyWsHub, {
-    adapter: redisUrl === undefined ? undefined : redisAdapter({ url: redisUrl, prefix })
+    adapter: redisUrl === undefined ? undefined : redisAdapter({ url: redisUrl, prefix }),
+    // every room of the chat has presence; a member shows its nickname (client.params.name)
+    presence: { rooms: () => true, params: ['name'] }
   })
   // No build step: the page, its script and the client library are files served as they are. The
   // client module comes from the package's own build (dist/client/), as an application would serve it.
@@ -100,12 +104,23 @@ export async function buildChat ({ redisUrl, prefix = 'fastify-ws-hub-chat', log
       online: Type.Object({ room: Type.String(), count: Type.Integer() })
     },
     replies: {
-      join: Type.Object({ room: Type.String(), online: Type.Integer() })
+      join: Type.Object({
+        room: Type.String(),
+        online: Type.Integer(),
+        // the page's own id, so that it finds itself in the list
+        you: Type.String(),
+        members: Type.Array(Type.Object({ id: Type.String(), name: Type.String() }))
+      })
     },
     handlers: {
       async join (client, { room }) {
         enter(client, room)
-        return { room, online: await client.hub.clusterRoomSize(room).catch(() => client.hub.roomSize(room)) }
+        const [online, members] = await Promise.all([
+          client.hub.clusterRoomSize(room).catch(() => client.hub.roomSize(room)),
+          // Redis unreachable: the page starts from itself, and $join events fill the list in
+          client.hub.presence(room).catch(() => [])
+        ])
+        return { room, online, you: client.id, members: members.map(({ id, params }) => ({ id, name: String(params.name) })) }
       },
       leave (client, { room }) {
         exit(client, room)

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { RecoveryStore } from '../recovery/store.ts'
-import type { PresenceStore } from '../presence/store.ts'
+import type { PresenceMember, PresenceStore } from '../presence/store.ts'
 
 /** A broadcast that travels between nodes: the payload is already encoded, framing is per node. */
 export interface BroadcastEnvelope {
@@ -105,6 +105,12 @@ export interface HubNode {
    * @param from the id of the node that sent it
    */
   handleNodeMessage (message: NodeMessage, from: string): unknown
+  /**
+   * The presence store removed these members of a room: their node died (its lease is gone). The
+   * hub tells the room's members on every node that they left (`$leave`). The store calls it on
+   * one node only per member (the one whose removal got them), so each leave is told once.
+   */
+  presenceLapsed (room: string, members: readonly PresenceMember[]): void
 }
 
 /** What a node can ask to receive from the others: a room's broadcasts, or the messages `sendTo` one of its clients. */

@@ -1,6 +1,7 @@
 import type { HubAdapter, HubEnvelope, HubNode, NodeAnswer, NodeMessage } from './adapter.ts'
 import { NodesTimeoutError } from '../errors.ts'
 import { MemoryRecoveryHistory } from '../recovery/memory-store.ts'
+import { MemoryPresence } from '../presence/memory-store.ts'
 
 /**
  * A set of hubs in one process that behave as one cluster. The default adapter gets a bus of its
@@ -12,6 +13,8 @@ export class MemoryBus {
   readonly nodes = new Set<HubNode>()
   /** @internal history and sessions of the bus's hubs, for the `recovery` option */
   readonly history = new MemoryRecoveryHistory(this.nodes)
+  /** @internal who is in the presence rooms of the bus's hubs, for the `presence` option */
+  readonly presence = new MemoryPresence()
 }
 
 /** Options of `memoryAdapter`. */
@@ -31,6 +34,7 @@ export function memoryAdapter (options: MemoryAdapterOptions = {}): HubAdapter {
 
   return {
     recovery: bus.history.forNode(() => self),
+    presence: bus.presence.forNode(() => self?.nodeId),
     start (node: HubNode): void {
       self = node
       bus.nodes.add(node)

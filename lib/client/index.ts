@@ -13,6 +13,8 @@ export type {
   IncomingData,
   LifecycleName,
   MessageType,
+  PresenceEvent,
+  PresenceEventName,
   RawData,
   ReconnectOptions,
   ReplyOf,

@@ -37,6 +37,22 @@ export interface ClientSession {
 }
 
 /**
+ * A presence event of the hub (its `presence` option): another client entered (`$join`) or left
+ * (`$leave`) a presence room this client is in. Never about this client itself.
+ */
+export interface PresenceEvent {
+  /** The presence room. */
+  readonly room: string
+  /** The other client's id (as `hub.presence(room)` lists it). */
+  readonly id: string
+  /** The params the hub shares for presence (its `presence.params` option), as JSON. */
+  readonly params: Readonly<Record<string, unknown>>
+}
+
+/** The presence events a client may listen to. */
+export type PresenceEventName = '$join' | '$leave'
+
+/**
  * A method's parameters are compared both ways, so the handlers of `ws` and of the DOM, each
  * with its own event class, fit the small shapes below.
  */
@@ -133,6 +149,12 @@ export interface HubClient<Route = unknown> {
    * `open` status; `recovered` tells whether the earlier session was resumed.
    */
   on (type: 'session', listener: (session: ClientSession) => void): Unsubscribe
+  /**
+   * Presence events, on a hub with the `presence` option: another client entered (`$join`) or
+   * left (`$leave`) one of this client's presence rooms, on any node. Not replayed on resume: ask
+   * the server for the room's members again after a reconnection.
+   */
+  on (type: PresenceEventName, listener: (event: PresenceEvent) => void): Unsubscribe
   /** An event of the route, with its data typed from the route's `events`. */
   on<K extends EventName<Route>> (type: K, listener: (data: EventsOf<Route>[K]) => void): Unsubscribe
   /** Sends a message of the route, now or once open (buffered in order while away). */

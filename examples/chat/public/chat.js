@@ -5,7 +5,7 @@ import { createClient } from '/client/index.js'
 
 const $ = (id) => document.getElementById(id)
 const query = new URLSearchParams(window.location.search)
-/** room name -> { item, log, count, unread }: the rooms this page is in, in the order joined */
+/** room name -> { item, log, count, unread, members }: the rooms this page is in, in the order joined; members: id -> name */
 const rooms = new Map()
 let current
 let myName
@@ -49,6 +49,9 @@ function start (name) {
   client.on('said', ({ room, from, text, at }) => addMessage(room, from, text, at))
   client.on('member', ({ room, name, change }) => addNotice(room, `${name} ${change} the room`))
   client.on('online', ({ room, count }) => setCount(room, count))
+  // The hub's presence events: the list comes whole with the join's reply, these keep it live
+  client.on('$join', ({ room, id, params }) => setMember(room, id, params.name))
+  client.on('$leave', ({ room, id }) => setMember(room, id, undefined))
   // an error frame for a message sent without waiting for a reply (a `say` the schema refuses)
   client.on('error', (error) => {
     if (current !== undefined) addNotice(current, `not sent: ${error.message}`)
@@ -81,6 +84,13 @@ async function join (room) {
   try {
     const reply = await client.request('join', { room }, { timeout: 5000 })
     setCount(reply.room, reply.online)
+    const entry = rooms.get(reply.room)
+    if (entry !== undefined) {
+      entry.members = new Map(reply.members.map(({ id, name }) => [id, name]))
+      // the server may list this page a moment later than it answers: it is in the room already
+      entry.members.set(reply.you, myName)
+      showMembers()
+    }
   } catch (error) {
     // an error frame ({ code, message }, e.g. a name the schema refuses) or a timeout
     $('join-error').textContent = `could not join ${room}: ${error.message}`
@@ -116,7 +126,7 @@ function addRoom (room) {
   log.dataset.room = room
   log.hidden = true
   $('logs').append(log)
-  rooms.set(room, { item, log, count: item.querySelector('.count'), unread: item.querySelector('.unread') })
+  rooms.set(room, { item, log, count: item.querySelector('.count'), unread: item.querySelector('.unread'), members: new Map() })
 }
 
 function removeRoom (room) {
@@ -134,6 +144,7 @@ function switchTo (room) {
     entry.item.classList.toggle('current', name === room)
     entry.log.hidden = name !== room
   }
+  showMembers()
   $('no-room').hidden = room !== undefined
   $('text').disabled = $('send').disabled = room === undefined
   $('room-name').textContent = room === undefined ? 'no room' : `#${room}`
@@ -145,6 +156,25 @@ function switchTo (room) {
   entry.unread.textContent = ''
   $('online').textContent = entry.count.textContent === '' ? '' : `${entry.count.textContent} online`
   $('logs').scrollTop = $('logs').scrollHeight
+}
+
+/** A member entered a room (a name) or left it (undefined). */
+function setMember (room, id, name) {
+  const entry = rooms.get(room)
+  if (entry === undefined) return
+  if (name === undefined) entry.members.delete(id)
+  else entry.members.set(id, String(name))
+  if (room === current) showMembers()
+}
+
+/** The current room's members, by name. */
+function showMembers () {
+  const names = current === undefined ? [] : [...rooms.get(current).members.values()].sort()
+  $('members').replaceChildren(...names.map((name) => {
+    const item = document.createElement('li')
+    item.textContent = name
+    return item
+  }))
 }
 
 function setCount (room, count) {

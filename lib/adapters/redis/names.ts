@@ -95,3 +95,25 @@ export function sessionKey (keys: string, clientId: string): string {
 export function nodeChannel (base: string, nodeId: string): string {
   return `${base}:node:{${nodeId}}`
 }
+
+// Keys of presence (see presence.ts):
+//   <prefix>:db<n>:presence:{<room>}   a room's members (field: client id), on the slot of the room's channel
+//   <prefix>:presence:nodes            the nodes that have (or had) presence entries: what reapers look at
+//   <prefix>:presence:node:<nodeId>    the rooms a node has entries in: what a reaper cleans when it dies
+// The two sets are presence's own, not `<prefix>:nodes`: that one loses a dead node as soon as any
+// node sums the leases, before its presence entries are reaped.
+
+/** The hash of a room's presence entries. */
+export function presenceKey (keys: string, room: string): string {
+  return `${keys}:presence:{${room}}`
+}
+
+/** The set of nodes with presence entries. */
+export function presenceNodesKey (prefix: string): string {
+  return `${prefix}:presence:nodes`
+}
+
+/** The set of rooms a node has presence entries in. */
+export function presenceNodeKey (prefix: string, nodeId: string): string {
+  return `${prefix}:presence:node:${nodeId}`
+}

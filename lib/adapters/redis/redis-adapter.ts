@@ -1,5 +1,6 @@
 import type { HubAdapter, HubEnvelope, HubNode, Interest, NodeAnswer, NodeAudience, NodeMessage } from '../adapter.ts'
 import type { RecoveryStore } from '../../recovery/store.ts'
+import type { PresenceStore } from '../../presence/store.ts'
 import { decodeEnvelope, encodeEnvelope, plainHeaderOf } from './codec.ts'
 import { RedisUnavailableError } from './errors.ts'
 import { COUNT_FIELD, Lease, ROOM_FIELD, sumLeases } from './lease.ts'
@@ -12,6 +13,7 @@ import { isAnswer, isQuestion } from './node-codec.ts'
 import { NodeMessages } from './node-messages.ts'
 import { CONTROL_RELEASE, decodeControl, decodeRecorded, isControl, isRecorded } from './record-codec.ts'
 import { deliverable, RedisRecovery } from './recovery.ts'
+import { RedisPresence } from './presence.ts'
 import { defineSessionScripts } from './sessions.ts'
 import { GapReporter, SequenceTracker } from './sequence.ts'
 import { CommandWatch, within } from './stall.ts'
@@ -52,13 +54,14 @@ const SYNC_INTERVAL = 250
  *
  * @throws {InvalidOptionError} when an option is wrong
  */
-export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & { readonly recovery: RecoveryStore } {
+export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & { readonly recovery: RecoveryStore, readonly presence: PresenceStore } {
   const { prefix, leaseTtl, stallTimeout, maxDeliveryDelay, maxPendingBytes, unsubscribeDelay, client: userClient, cluster, url } = resolveOptions(options)
   const syncEvery = Math.min(SYNC_INTERVAL, Math.floor(leaseTtl / 3))
 
-  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, dropped: 0, malformed: 0, late: 0, recoveryFailed: 0 }
+  const stats: AdapterCounters = { published: 0, received: 0, receivedBytes: 0, dropped: 0, malformed: 0, late: 0, recoveryFailed: 0, presenceFailed: 0 }
   const sequences = new SequenceTracker()
   const recovery = new RedisRecovery(stallTimeout, maxPendingBytes)
+  const presence = new RedisPresence(leaseTtl, stallTimeout)
   const watch = new CommandWatch(stallTimeout, onStall, linkBack)
   const nodeMessages = new NodeMessages()
   let node: HubNode | undefined
@@ -209,6 +212,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
     linkBack()
     // Redis may have restarted empty: write the lease again now rather than at the next refresh.
     lease?.rewrite()
+    presence.rewrite()
     tick()
   }
 
@@ -216,6 +220,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
   function tick (): void {
     if (closed || commands?.status !== 'ready') return
     lease?.sync(commands)
+    presence.sync()
     if (Date.now() - prunedAt >= leaseTtl) prunePublishers(commands)
   }
 
@@ -285,6 +290,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
         plainHeader,
         available
       })
+      presence.attach({ node: hubNode, redis: commands, watch, stats, keys: keyBase(prefix, db), prefix, available })
       commands.on('error', onLinkError)
       commands.on('ready', onCommandsReady)
       subscriber.on('error', onLinkError)
@@ -361,6 +367,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
 
     recovery,
 
+    presence,
+
     stats (): Readonly<Record<string, number>> {
       const all: RedisAdapterStats = {
         ...stats,
@@ -387,7 +395,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
       const sub = subscriber
       if (lease === undefined || redis === undefined || sub === undefined) return
       // Bounded: a Redis that stalls now must not hold the app's close.
-      if (available()) await within(lease.remove(redis), stallTimeout).catch(ignore)
+      if (available()) await within(Promise.all([presence.close(), lease.remove(redis)]), stallTimeout).catch(ignore)
       sub.off(pubsub?.messageEvent ?? 'messageBuffer', onMessage)
       await shutDown(sub, stallTimeout)
       if (userClient === undefined) {

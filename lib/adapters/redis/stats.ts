@@ -27,6 +27,11 @@ export interface RedisAdapterStats {
    * were not sent (Redis unreachable): such a session may lapse early or miss a room on resume.
    */
   recoveryFailed: number
+  /**
+   * Presence writes that failed or were not sent (Redis unreachable), and reaper rounds that
+   * failed: written again when Redis is back (an exit then, if it removes the entry, is told as a leave).
+   */
+  presenceFailed: number
   /** Now (not a counter): other nodes whose sequence numbers this node tracks; forgotten when their lease is gone. */
   publishers: number
   /** Now (not a counter): bytes of envelopes handed to Redis and not yet acknowledged; at most `maxPendingBytes`. */
@@ -36,4 +41,4 @@ export interface RedisAdapterStats {
 }
 
 /** The counters the adapter increments itself (the others are derived when `stats()` is read). */
-export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'receivedBytes' | 'dropped' | 'malformed' | 'late' | 'recoveryFailed'>
+export type AdapterCounters = Pick<RedisAdapterStats, 'published' | 'received' | 'receivedBytes' | 'dropped' | 'malformed' | 'late' | 'recoveryFailed' | 'presenceFailed'>
