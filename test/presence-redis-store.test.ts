@@ -23,6 +23,7 @@ function fakeNode (): FakeNode {
     lapsed,
     deliver () {},
     holds: () => false,
+    handleNodeMessage: () => null,
     onlineCount: () => 0,
     roomSize: () => 0,
     rooms: new Map(),
