@@ -23,6 +23,8 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifyWsHub from '../dist/index.js'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
+import { killChildrenOnExit, startChild, stopChild } from './children.js'
+import { serve } from './ipc.js'
 import { latencySummary } from './measure.js'
 import { cleanRedis } from './recovery-shared.js'
 import { sleep, until } from './wait.js'
@@ -237,6 +239,62 @@ async function startNode (prefix) {
   return { app, port: app.server.address().port }
 }
 
+/**
+ * The node process (this file with --node <prefix>): one hub of `startNode`, its event-loop delay
+ * watched, answering the driver's calls over IPC. A process per node, as in production: nodes in
+ * one process would share one event loop, and the bench would measure that loop's backlog.
+ */
+async function runNode (prefix) {
+  const { app, port } = await startNode(prefix)
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  let cpu0 = process.cpuUsage()
+  let wall0 = performance.now()
+  serve({
+    presenceSize: async ({ room }) => (await app.hub.presence(room)).length,
+    timePresence: async ({ room, total, calls }) => await timePresence([{ app }], room, total, calls),
+    timeFetch: async ({ room, total, calls }) => await timeFetch(app, room, total, calls),
+    watch: () => {
+      loop.reset()
+      loop.enable()
+      cpu0 = process.cpuUsage()
+      wall0 = performance.now()
+      return true
+    },
+    report: () => {
+      loop.disable()
+      const cpu = process.cpuUsage(cpu0)
+      return {
+        loopDelay: { p50: round(loop.percentile(50) / 1e6), p99: round(loop.percentile(99) / 1e6), max: round(loop.max / 1e6) },
+        cpuPercent: round((cpu.user + cpu.system) / 10 / (performance.now() - wall0)),
+        dropped: app.hub.stats().dropped
+      }
+    },
+    close: async () => {
+      await app.close()
+      return true
+    }
+  })
+  process.send({ ready: true, port })
+}
+
+/** Times `calls` calls of hub.fetchClients({ room }), each checked to list `total`. */
+async function timeFetch (app, room, total, calls) {
+  const durations = []
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now()
+    const clients = await app.hub.fetchClients({ room })
+    durations.push(performance.now() - t0)
+    if (clients.length !== total) throw new Error(`fetchClients listed ${clients.length} of ${total}`)
+  }
+  const summary = latencySummary(durations)
+  return { clients: total, calls, p50: round(summary.p50), p99: round(summary.p99), max: round(summary.max) }
+}
+
+/** Starts `count` node processes on one prefix. */
+async function startNodes (count, prefix) {
+  return await Promise.all(Array.from({ length: count }, (_, i) => startChild(thisFile, 'node', prefix, `node ${i}`)))
+}
+
 function round (value) {
   return value === null ? null : Math.round(value * 10) / 10
 }
@@ -255,10 +313,14 @@ async function timePresence (nodes, room, total, calls) {
   return { members: total, calls, p50: round(summary.p50), p99: round(summary.p99), max: round(summary.max) }
 }
 
-/** Fills a room in steps (a quarter of the clients each), timing hub.presence() at each size: the figures of a step are printed as soon as it is done. */
+/**
+ * Fills a room in steps (a quarter of the clients each), timing hub.presence() (and
+ * hub.fetchClients({ room })) at each size, each node in a process of its own: the figures of a
+ * step are printed as soon as it is done.
+ */
 async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
   const prefix = `fwh-bench-presence:${randomUUID()}`
-  const started = await Promise.all(Array.from({ length: nodes }, () => startNode(prefix)))
+  const started = await startNodes(nodes, prefix)
   const room = 'p:big'
   const [a] = started
   const steps = []
@@ -269,23 +331,42 @@ async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
       const { open, resets } = await clients.call('connect', { ports: started.map(node => node.port), n, room, sampled: 0, from: (step - 1) * n })
       if (resets > 0) console.log(`${resets} client sockets reset so far`)
       const total = open
-      if (!await until(async () => (await a.app.hub.presence(room)).length === total, 120_000, 100)) {
-        const failed = started.map(node => node.app.hub.stats()['adapter.presenceFailed'])
-        throw new Error(`presence never reached ${total}: ${(await a.app.hub.presence(room)).length}; presenceFailed per node ${failed}; clients ${started.map(node => node.app.hub.onlineCount())}`)
+      if (!await until(async () => await a.call('presenceSize', { room }) === total, 300_000, 250)) {
+        throw new Error(`presence never reached ${total}: ${await a.call('presenceSize', { room })}`)
       }
       // Let the $join storm of the fill (about n²/2 frames) drain before measuring
       await sleep(1000)
-      const timed = { ...await timePresence(started, room, total, calls), filledAfterSeconds: round((performance.now() - fillStart) / 1000) }
-      console.log(`presence() of a ${total}-member room on ${nodes} nodes: p50 ${timed.p50} ms, p99 ${timed.p99} ms, max ${timed.max} ms (${calls} calls; filled after ${timed.filledAfterSeconds} s)`)
+      const perNodeCalls = Math.ceil(calls / nodes)
+      const timings = []
+      for (const node of started) timings.push(await node.call('timePresence', { room, total, calls: perNodeCalls }))
+      const fetches = []
+      for (const node of started) fetches.push(await node.call('timeFetch', { room, total, calls: Math.ceil(perNodeCalls / 4) }))
+      const timed = {
+        members: total,
+        presence: pooled(timings),
+        fetchClients: pooled(fetches),
+        filledAfterSeconds: round((performance.now() - fillStart) / 1000)
+      }
+      console.log(`${total}-member room on ${nodes} nodes: presence() p50 ${timed.presence.p50} ms, p99 ${timed.presence.p99} ms, max ${timed.presence.max} ms; ` +
+        `fetchClients({ room }) p50 ${timed.fetchClients.p50} ms, p99 ${timed.fetchClients.p99} ms (filled after ${timed.filledAfterSeconds} s)`)
       steps.push(timed)
     }
     const redisHashBytes = await redis.memory('USAGE', `${prefix}:db0:presence:{${room}}`)
-    const dropped = started.reduce((sum, node) => sum + node.app.hub.stats().dropped, 0)
-    return { nodes, steps, redisHashBytes, joinEventsDroppedDuringFill: dropped }
+    return { nodes, steps, redisHashBytes }
   } finally {
     await clients.call('closeAll')
-    await Promise.all(started.map(node => node.app.close()))
+    await Promise.all(started.map(node => stopChild(node)))
     await cleanRedis(redis, prefix)
+  }
+}
+
+/** The timings of several nodes as one: the worst p50, p99 and max of them (each node timed its own calls). */
+function pooled (timings) {
+  return {
+    calls: timings.reduce((sum, timing) => sum + timing.calls, 0),
+    p50: Math.max(...timings.map(timing => timing.p50)),
+    p99: Math.max(...timings.map(timing => timing.p99)),
+    max: Math.max(...timings.map(timing => timing.max))
   }
 }
 
@@ -318,19 +399,16 @@ async function presenceRead (redis, { nodes, perNode, calls }) {
 
 async function churn (clients, redis, { nodes, members, rate, seconds, life, sampledPerNode }) {
   const prefix = `fwh-bench-presence:${randomUUID()}`
-  const started = await Promise.all(Array.from({ length: nodes }, () => startNode(prefix)))
+  const started = await startNodes(nodes, prefix)
   const ports = started.map(node => node.port)
   const room = 'p:churn'
   await clients.call('connect', { ports, n: members / nodes, room, sampled: sampledPerNode })
   const [a] = started
-  if (!await until(async () => (await a.app.hub.presence(room)).length === members, 60_000, 100)) throw new Error('the stable members never all entered')
+  if (!await until(async () => await a.call('presenceSize', { room }) === members, 60_000, 100)) throw new Error('the stable members never all entered')
   await sleep(1000)
-  const cpu0 = process.cpuUsage()
-  const loop = monitorEventLoopDelay({ resolution: 10 })
-  loop.enable()
+  await Promise.all(started.map(node => node.call('watch')))
   const result = await clients.call('churn', { ports, room, rate, seconds, life })
-  loop.disable()
-  const cpu = process.cpuUsage(cpu0)
+  const reports = await Promise.all(started.map(node => node.call('report')))
   const samples = await clients.call('samples')
   const kinds = ['$join', '$leave']
   const byKind = kinds.map((_, kind) => latencySummary(samples.filter(s => s[1] === kind).map(s => s[2])))
@@ -338,22 +416,20 @@ async function churn (clients, redis, { nodes, members, rate, seconds, life, sam
   const perSecond = []
   for (let second = 0; second < seconds; second++) {
     const inSecond = samples.filter(s => s[0] === second)
-    const joins = latencySummary(inSecond.filter(s => s[1] === 0).map(s => s[3]))
+    const joins = latencySummary(inSecond.filter(s => s[1] === 0).map(s => s[2]))
     const leaves = latencySummary(inSecond.filter(s => s[1] === 1).map(s => s[2]))
-    const connects = latencySummary(inSecond.filter(s => s[1] === 0).map(s => s[2]))
     perSecond.push({
       second,
-      'join p50 (from upgrade)': round(joins.p50),
-      'join p99 (from upgrade)': round(joins.p99),
+      'join p50 (from connect)': round(joins.p50),
+      'join p99 (from connect)': round(joins.p99),
       'leave p50': round(leaves.p50),
-      'leave p99': round(leaves.p99),
-      'join p50 (from connect)': round(connects.p50)
+      'leave p99': round(leaves.p99)
     })
   }
   const expected = result.joins * 2 * sampledPerNode * nodes
-  const endMembers = (await a.app.hub.presence(room)).length
+  const endMembers = await a.call('presenceSize', { room })
   await clients.call('closeAll')
-  await Promise.all(started.map(node => node.app.close()))
+  await Promise.all(started.map(node => stopChild(node)))
   await cleanRedis(redis, prefix)
   return {
     members,
@@ -368,9 +444,8 @@ async function churn (clients, redis, { nodes, members, rate, seconds, life, sam
     perSecond,
     membersAfter: endMembers,
     clientsCpuPercent: result.cpuPercent,
-    nodesLoopDelay: { p50: round(loop.percentile(50) / 1e6), p99: round(loop.percentile(99) / 1e6), max: round(loop.max / 1e6) },
-    connectToOpen: result.open,
-    driverCpuPercent: round(((cpu.user + cpu.system) / 1000) / ((seconds * 1000 + life + 2000)) * 100)
+    nodeReports: reports,
+    connectToOpen: result.open
   }
 }
 
@@ -378,6 +453,7 @@ async function main () {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, part: { type: 'string', default: 'all' } } })
   const quick = values.quick
   const part = values.part
+  killChildrenOnExit()
   const redis = new Redis(REDIS_URL)
   const clients = clientProcess()
   try {
@@ -403,4 +479,5 @@ async function main () {
 }
 
 if (process.argv.includes('--clients')) runClients()
+else if (process.argv.includes('--node')) await runNode(JSON.parse(process.argv[process.argv.indexOf('--node') + 1]))
 else await main()
