@@ -75,7 +75,7 @@ test('members() drops the entries of nodes whose lease is gone, and skips entrie
   await adapter.presence.enter('p:r', member(node, 'live'))
   const redis = rawClient(t, url)
   const key = `${prefix}:db0:presence:{p:r}`
-  await redis.hset(key, 'ghost', JSON.stringify({ n: 'dead-node', p: {}, s: 1 }), 'junk', 'not json', 'odd', '{"x":1}')
+  await redis.hset(key, 'ghost', JSON.stringify({ nodeId: 'dead-node', id: 'ghost', params: {}, since: 1 }), 'junk', 'not json', 'odd', '{"x":1}')
   const members = await adapter.presence.members('p:r')
   assert.deepEqual(members.map(entry => entry.id), ['live'])
   assert.deepEqual(members[0]?.params, { userId: 'live' })
@@ -91,7 +91,7 @@ test('two reapers at once: each entry of a dead node is removed once, and its le
   const rooms = ['p:a', 'p:b', 'p:c']
   for (const room of rooms) {
     const fields: string[] = []
-    for (let i = 0; i < 50; i++) fields.push(`${room}-${i}`, JSON.stringify({ n: deadId, p: { userId: i }, s: 1 }))
+    for (let i = 0; i < 50; i++) fields.push(`${room}-${i}`, JSON.stringify({ nodeId: deadId, id: `${room}-${i}`, params: { userId: i }, since: 1 }))
     await redis.hset(`${prefix}:db0:presence:{${room}}`, ...fields)
   }
   await redis.sadd(`${prefix}:presence:node:${deadId}`, ...rooms)

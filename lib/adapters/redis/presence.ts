@@ -8,9 +8,11 @@ import type { AdapterCounters } from './stats.ts'
 import type { AnyRedis } from './transport.ts'
 
 // Presence in Redis: a hash per room (field: client id, value: the member as JSON, its node first,
-// `{"n":<nodeId>,"p":<params>,"s":<since>}`), on the slot of the room's channel. A member's node
-// is the first field so that the scripts can tell whose an entry is by its start, without a
-// JSON parser in Lua.
+// `{"nodeId":<nodeId>,"id":<id>,"params":<params>,"since":<since>}`), on the slot of the room's
+// channel. A member's node is the first field so that the scripts can tell whose an entry is by its
+// start, without a JSON parser in Lua. The value is the whole `PresenceMember`, id included, so
+// that a read is HVALS (half the replies of HGETALL) and one JSON.parse of the values joined gives
+// the members themselves, with no object made per entry besides.
 
 /** The names of the scripts as ioredis knows them (`defineCommand`); long, as they land on a client that may be the application's. */
 const EXIT_COMMAND = 'fastifyWsHubPresenceExit'
@@ -31,7 +33,7 @@ return 0
 `
 
 /**
- * Removes every entry of one node from a room's hash and returns them (id, value, ...). Atomic, so
+ * Removes every entry of one node from a room's hash and returns their values. Atomic, so
  * that of several reapers at once only one gets a dead node's members, and tells of their leave.
  * KEYS[1] the room's hash; ARGV[1] the start of the node's entries.
  */
@@ -42,7 +44,6 @@ for i = 1, #all, 2 do
   local v = all[i + 1]
   if string.sub(v, 1, #ARGV[1]) == ARGV[1] then
     redis.call('HDEL', KEYS[1], all[i])
-    gone[#gone + 1] = all[i]
     gone[#gone + 1] = v
   end
 end
@@ -63,26 +64,11 @@ export function definePresenceScripts (redis: AnyRedis): void {
 
 /** How every entry of a node starts: what the scripts compare. */
 function ownerMark (nodeId: string): string {
-  return `{"n":${JSON.stringify(nodeId)},`
+  return `{"nodeId":${JSON.stringify(nodeId)},`
 }
 
 function encodeMember (member: PresenceMember): string {
-  return `${ownerMark(member.nodeId)}"p":${JSON.stringify(member.params)},"s":${member.since}}`
-}
-
-/** An entry as stored. */
-interface StoredMember {
-  n: string
-  p: Record<string, unknown>
-  s: number
-}
-
-/**
- * Decodes the values of a hash at once: one JSON.parse of them all is several times faster than
- * one per entry on a room of thousands. An entry that is not ours (malformed) is skipped.
- */
-function decodeMembers (ids: readonly string[], values: readonly string[]): PresenceMember[] {
-  return membersOf(ids, values, () => JSON.parse(`[${values.join(',')}]`) as unknown[])
+  return `${ownerMark(member.nodeId)}"id":${JSON.stringify(member.id)},"params":${JSON.stringify(member.params)},"since":${member.since}}`
 }
 
 const OPEN = Buffer.from('[')
@@ -90,30 +76,21 @@ const COMMA = Buffer.from(',')
 const CLOSE = Buffer.from(']')
 
 /**
- * Decodes a hash as HGETALL gives it in Buffers (field, value, ...). Not strings: ioredis turning
- * 20,000 replies of a 10,000-member room into strings costs more than Redis's whole answer; the
- * values are joined as bytes and decoded once.
+ * Decodes a hash's values (as HVALS, or the reaper's script, gives them) at once: one JSON.parse
+ * of them all joined is several times faster than one per entry on a room of thousands, and
+ * Buffers rather than strings spare ioredis a string per reply. An entry that is not one of ours
+ * (written by something else) is skipped.
  */
-function decodeRawHash (raw: readonly Buffer[]): PresenceMember[] {
-  const ids: string[] = []
-  const values: Buffer[] = []
-  const parts: Buffer[] = [OPEN]
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    ids.push((raw[i] as Buffer).toString())
-    const value = raw[i + 1] as Buffer
-    values.push(value)
-    if (i > 0) parts.push(COMMA)
-    parts.push(value)
-  }
-  parts.push(CLOSE)
-  return membersOf(ids, values, () => JSON.parse(Buffer.concat(parts).toString()) as unknown[])
-}
-
-/** The members of decoded entries; when the batch does not parse (an entry not ours), each entry alone. */
-function membersOf (ids: readonly string[], values: ReadonlyArray<string | Buffer>, parseAll: () => unknown[]): PresenceMember[] {
+function decodeMembers (values: ReadonlyArray<Buffer | string>): PresenceMember[] {
   let stored: unknown[]
   try {
-    stored = parseAll()
+    const parts: Buffer[] = [OPEN]
+    values.forEach((value, index) => {
+      if (index > 0) parts.push(COMMA)
+      parts.push(Buffer.isBuffer(value) ? value : Buffer.from(value))
+    })
+    parts.push(CLOSE)
+    stored = JSON.parse(Buffer.concat(parts).toString()) as unknown[]
   } catch {
     stored = values.map((value) => {
       try {
@@ -123,13 +100,14 @@ function membersOf (ids: readonly string[], values: ReadonlyArray<string | Buffe
       }
     })
   }
-  const members: PresenceMember[] = []
-  stored.forEach((value, index) => {
-    const entry = value as Partial<StoredMember> | undefined
-    if (typeof entry?.n !== 'string') return
-    members.push({ id: ids[index] as string, nodeId: entry.n, params: entry.p ?? {}, since: Number(entry.s) })
-  })
-  return members
+  return stored.filter(isMember)
+}
+
+/** Whether a decoded entry has a member's shape. */
+function isMember (value: unknown): value is PresenceMember {
+  const entry = value as Partial<PresenceMember> | undefined
+  return typeof entry?.nodeId === 'string' && typeof entry.id === 'string' && typeof entry.since === 'number' &&
+    typeof entry.params === 'object' && entry.params !== null
 }
 
 /** What the store needs of the adapter, known once it starts. */
@@ -307,13 +285,7 @@ export class RedisPresence implements PresenceStore {
     await Promise.all(rooms.map(async (room) => {
       const gone = await (redis as unknown as WithPresenceScripts).fastifyWsHubPresenceReap(presenceKey(keys, room), mark)
       if (gone.length === 0) return
-      const ids: string[] = []
-      const values: string[] = []
-      for (let i = 0; i < gone.length; i += 2) {
-        ids.push(gone[i] as string)
-        values.push(gone[i + 1] as string)
-      }
-      node.presenceLapsed(room, decodeMembers(ids, values))
+      node.presenceLapsed(room, decodeMembers(gone))
     }))
     await redis.del(presenceNodeKey(prefix, nodeId))
     await redis.srem(presenceNodesKey(prefix), nodeId)
@@ -367,7 +339,7 @@ export class RedisPresence implements PresenceStore {
   /** Every member of a room, less those of nodes whose lease is gone (one EXISTS per distinct node). */
   async #read (link: PresenceLink, room: string): Promise<PresenceMember[]> {
     const { redis, prefix, keys, node } = link
-    const members = decodeRawHash(await redis.callBuffer('HGETALL', presenceKey(keys, room)) as Buffer[])
+    const members = decodeMembers(await redis.callBuffer('HVALS', presenceKey(keys, room)) as Buffer[])
     const nodes = new Set<string>()
     for (const member of members) if (member.nodeId !== node.nodeId) nodes.add(member.nodeId)
     if (nodes.size === 0) return members
