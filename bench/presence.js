@@ -5,11 +5,14 @@
 //      how long after a join (its socket's connect) and a leave (its socket's close) the other
 //      members get `$join` / `$leave`, p50/p99/max, and per second, to see whether it grows.
 //
-//   node bench/presence.js [--quick]
+//   3. `hub.fetchClients({ room })` of a room of 10,000 real clients on 4 nodes (--part fetch).
+//
+//   node bench/presence.js [--quick] [--part big|read|churn|fetch]
 //
 // Run `npm run build` first (it runs on dist/). Needs a Redis at REDIS_URL (default
 // redis://127.0.0.1:6379); each part uses a prefix of its own and deletes its keys after.
-// The nodes are 4 apps in this process (each with its own Redis connections); the clients are raw
+// The nodes are processes of their own (this file with --node; --part read: 4 apps in this
+// process, with no clients); the clients are raw
 // `net` sockets in a child process (this file with --clients), which parse frames only on the
 // sampled sockets, so that the clients' own CPU stays small. Both processes share the machine's
 // clock (Date.now), so a delay is one clock's reading against another's of the same machine.
@@ -360,6 +363,28 @@ async function presenceOfBigRoom (clients, redis, { nodes, perNode, calls }) {
   }
 }
 
+/**
+ * `hub.fetchClients({ room })` of a room of `nodes * perNode` real websocket clients (a room
+ * without presence: no $join storm while it fills), each node in a process of its own, timed from
+ * each node in turn.
+ */
+async function fetchOfBigRoom (clients, redis, { nodes, perNode, calls }) {
+  const prefix = `fwh-bench-presence:${randomUUID()}`
+  const started = await startNodes(nodes, prefix)
+  const room = 'f:big'
+  try {
+    const { open } = await clients.call('connect', { ports: started.map(node => node.port), n: perNode, room, sampled: 0 })
+    await sleep(1000)
+    const fetches = []
+    for (const node of started) fetches.push(await node.call('timeFetch', { room, total: open, calls: Math.ceil(calls / nodes) }))
+    return { clients: open, nodes, fetchClients: pooled(fetches) }
+  } finally {
+    await clients.call('closeAll')
+    await Promise.all(started.map(node => stopChild(node)))
+    await cleanRedis(redis, prefix)
+  }
+}
+
 /** The timings of several nodes as one: the worst p50, p99 and max of them (each node timed its own calls). */
 function pooled (timings) {
   return {
@@ -457,6 +482,11 @@ async function main () {
   const redis = new Redis(REDIS_URL)
   const clients = clientProcess()
   try {
+    if (part === 'fetch') {
+      const fetched = await fetchOfBigRoom(clients, redis, { nodes: 4, perNode: quick ? 500 : 2500, calls: 100 })
+      console.log(`fetchClients({ room }) of ${fetched.clients} clients on ${fetched.nodes} nodes: p50 ${fetched.fetchClients.p50} ms, p99 ${fetched.fetchClients.p99} ms, max ${fetched.fetchClients.max} ms (${fetched.fetchClients.calls} calls)`)
+      return
+    }
     if (part === 'read') {
       const read = await presenceRead(redis, { nodes: 4, perNode: 2500, calls: 200 })
       console.log(`presence() read path, ${read.members} members entered through the store on 4 nodes: p50 ${read.p50} ms, p99 ${read.p99} ms, max ${read.max} ms (${read.calls} calls)`)
