@@ -73,6 +73,35 @@ test('two nodes on Redis: presence lists the members of both with their params; 
   assert.deepEqual((await b.app.hub.presence('p:room')).map(member => member.id), [onA.id])
 })
 
+test('a $join comes once the joiner is listed; the cluster-wide hub.join and hub.disconnect enter and remove members like their own joins and closes', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const prefix = uniquePrefix()
+  const a = await startPresenceNode(t, redisAdapter({ url, prefix }))
+  const b = await startPresenceNode(t, redisAdapter({ url, prefix }))
+  const onA = await enter(a, 'ann', ['p:room'])
+  // Whenever ann hears a join, node A lists the joiner at that moment.
+  const listedAtJoin: boolean[] = []
+  onA.socket.on('message', (data) => {
+    const event = JSON.parse(String(data)) as { type: string, data: { id: string } }
+    if (event.type !== '$join') return
+    a.app.hub.presence('p:room').then(members => { listedAtJoin.push(members.some(member => member.id === event.data.id)) }, () => { listedAtJoin.push(false) })
+  })
+  const bob = await enter(b, 'bob', [])
+  // Node A makes bob (on B) join the presence room: B enters him, the room hears it.
+  assert.equal(await a.app.hub.join(bob.id, 'p:room'), 1)
+  await waitFor(() => listedAtJoin.length === 1, 3000, 'ann to hear bob join')
+  const cid = await enter(b, 'cid', ['p:room'])
+  await waitFor(() => listedAtJoin.length === 2, 3000, 'ann to hear cid join')
+  assert.deepEqual(listedAtJoin, [true, true])
+  assert.deepEqual(idsOf(onA, '$join'), [bob.id, cid.id])
+  // Node A disconnects bob: his close on B is a leave like any.
+  assert.equal(await a.app.hub.disconnect(bob.id, 4001, 'out'), 1)
+  await waitFor(() => idsOf(onA, '$leave').length === 1, 3000, 'ann to hear bob leave')
+  assert.deepEqual(idsOf(onA, '$leave'), [bob.id])
+  assert.deepEqual(sorted((await a.app.hub.presence('p:room')).map(member => member.id)), sorted([onA.id, cid.id]))
+})
+
 test('a client that resumed on another node is not removed by its old node\'s late exit', async (t) => {
   const url = await useRedis(t)
   if (url === undefined) return
