@@ -2,13 +2,13 @@
 // another node, and a node SIGKILLed whose members leave within the lease TTL, each leave told once.
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { NotPresenceRoomError } from '../dist/index.js'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { sleep, stopReading, waitFor } from './helpers.js'
 import { enter, idsOf, PRESENCE, startPresenceNode, type PresenceClient } from './presence-env.js'
 import { rawSession, startRecoveryHub } from './recovery-env.js'
-import { eventually, rawClient, spawnScript, uniquePrefix, useRedis } from './redis-env.js'
+import { eventually, rawClient, spawnHub, uniquePrefix, useRedis } from './redis-env.js'
 
 const dist = new URL('../dist/', import.meta.url)
 
@@ -129,18 +129,6 @@ test('a client that resumed on another node is not removed by its old node\'s la
   assert.equal(last?.type, '$join', 'the last the room heard of it is a join')
 })
 
-interface ChildNode {
-  child: ReturnType<typeof spawnScript>['child']
-  url: string
-  nodeId: string
-}
-
-async function spawnNode (t: TestContext, env: Record<string, string>): Promise<ChildNode> {
-  const { child, nextLine } = spawnScript(t, childScript, env)
-  const { port, nodeId } = await nextLine<{ port: number, nodeId: string }>()
-  return { child, url: `ws://127.0.0.1:${port}`, nodeId }
-}
-
 test('a node SIGKILLed: its members leave presence within the lease TTL, and each survivor\'s clients hear each leave once', async (t) => {
   const url = await useRedis(t)
   if (url === undefined) return
@@ -150,7 +138,7 @@ test('a node SIGKILLed: its members leave presence within the lease TTL, and eac
   const a = await startPresenceNode(t, redisAdapter({ url, prefix, leaseTtl }))
   const b = await startPresenceNode(t, redisAdapter({ url, prefix, leaseTtl }))
   const watchers: PresenceClient[] = [await enter(a, 'wa', ['p:r']), await enter(b, 'wb', ['p:r'])]
-  const doomed = await spawnNode(t, { REDIS_URL: url, PREFIX: prefix, LEASE_TTL: String(leaseTtl) })
+  const doomed = await spawnHub(t, childScript, { REDIS_URL: url, PREFIX: prefix, LEASE_TTL: String(leaseTtl) })
   const victims = await Promise.all(Array.from({ length: 5 }, (_, index) => enter(doomed, `v${index}`, ['p:r'])))
   const victimIds = sorted(victims.map(victim => victim.id))
   await eventually(async () => (await a.app.hub.presence('p:r')).length === 7, 3000, 'seven members')

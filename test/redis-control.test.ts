@@ -4,7 +4,7 @@ import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { CONTROL_ROUTE, controlNode } from './control-env.js'
 import { disconnectAcrossNodes, fetchAcrossNodes, joinAndLeaveAcrossNodes, nodeMessagesAcrossNodes, userClient } from './control-scenarios.js'
 import { connect, waitFor, waitForAsync } from './helpers.js'
-import { eventually, rawClient, spawnScript, uniquePrefix, useRedis, useRedisServer } from './redis-env.js'
+import { eventually, rawClient, spawnHub, uniquePrefix, useRedis, useRedisServer } from './redis-env.js'
 
 const dist = new URL('../dist/', import.meta.url)
 
@@ -56,14 +56,13 @@ async function withChild (t: TestContext, controlTimeout: number) {
   const prefix = uniquePrefix()
   const local = await controlNode(t, { adapter: redisAdapter({ url, prefix }), controlTimeout })
   await userClient(local, 'ann', 'red')
-  const child = spawnScript(t, childScript, { REDIS_URL: url, PREFIX: prefix })
-  const { port, nodeId } = await child.nextLine<{ port: number, nodeId: string }>()
-  const remote = await connect(`ws://127.0.0.1:${port}/ws?user=cid&room=red`)
+  const { child, nodeId, url: childUrl } = await spawnHub(t, childScript, { REDIS_URL: url, PREFIX: prefix })
+  const remote = await connect(`${childUrl}/ws?user=cid&room=red`)
   await remote.received(1)
   const clients = await local.app.hub.fetchClients()
   assert.deepEqual(clients.map(info => info.nodeId).sort(), [local.app.hub.nodeId, nodeId].sort())
   const remoteId = clients.find(info => info.nodeId === nodeId)?.id as string
-  return { local, child: child.child, nodeId, remote, remoteId, prefix, url }
+  return { local, child, nodeId, remote, remoteId, prefix, url }
 }
 
 test('a node that hangs (SIGSTOP): fetchClients, join and disconnect reject after controlTimeout with what the others gave; it answers again once it runs', async (t) => {

@@ -197,3 +197,18 @@ export function spawnScript (t: TestContext, script: string, env: Record<string,
     }
   }
 }
+
+/** A hub in a process of its own (a script that prints `{ port, nodeId }` once it listens). */
+export interface ChildHub {
+  child: ChildProcess
+  /** ws://127.0.0.1:<port> */
+  url: string
+  nodeId: string
+}
+
+/** Runs a hub script with `spawnScript` and waits until it listens; killed after the test if still alive. */
+export async function spawnHub (t: TestContext, script: string, env: Record<string, string>): Promise<ChildHub> {
+  const { child, nextLine } = spawnScript(t, script, env)
+  const { port, nodeId } = await nextLine<{ port: number, nodeId: string }>()
+  return { child, url: `ws://127.0.0.1:${port}`, nodeId }
+}

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
-import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
 import { join, startNode } from './adapter-contract.js'
-import { eventually, rawClient, spawnScript, uniquePrefix, useRedis } from './redis-env.js'
+import { eventually, rawClient, spawnHub, uniquePrefix, useRedis } from './redis-env.js'
 
 const dist = new URL('../dist/', import.meta.url)
 
@@ -37,19 +36,6 @@ process.stdout.write(JSON.stringify({ port: app.server.address().port, nodeId: a
 if (process.env.CLOSE_AT_ONCE === '1') await app.close()
 `
 
-interface ChildNode {
-  child: ChildProcess
-  url: string
-  nodeId: string
-}
-
-/** Starts the child hub and waits until it listens; killed after the test if still alive. */
-async function spawnNode (t: TestContext, env: Record<string, string>): Promise<ChildNode> {
-  const { child, nextLine } = spawnScript(t, childScript, env)
-  const { port, nodeId } = await nextLine<{ port: number, nodeId: string }>()
-  return { child, url: `ws://127.0.0.1:${port}`, nodeId }
-}
-
 test('a node killed with SIGKILL drops out of clusterCount within the lease TTL', async (t) => {
   const url = await useRedis(t)
   if (url === undefined) return
@@ -57,7 +43,7 @@ test('a node killed with SIGKILL drops out of clusterCount within the lease TTL'
   const leaseTtl = 1000
   const local = await startNode(t, redisAdapter({ url, prefix, leaseTtl }))
   await join(local, ['r'])
-  const doomed = await spawnNode(t, { REDIS_URL: url, PREFIX: prefix, LEASE_TTL: String(leaseTtl) })
+  const doomed = await spawnHub(t, childScript, { REDIS_URL: url, PREFIX: prefix, LEASE_TTL: String(leaseTtl) })
   const clients = await Promise.all(Array.from({ length: 5 }, () => join(doomed, ['r'])))
   assert.equal(clients.length, 5)
   await eventually(async () => await local.app.hub.clusterCount() === 6, 3000, 'the child\'s 5 clients in the count')
@@ -128,7 +114,7 @@ test('a process whose hub closes exits by itself: the adapter leaves no handle o
   const url = await useRedis(t)
   if (url === undefined) return
   const prefix = uniquePrefix()
-  const node = await spawnNode(t, { REDIS_URL: url, PREFIX: prefix, LEASE_TTL: '10000', CLOSE_AT_ONCE: '1' })
+  const node = await spawnHub(t, childScript, { REDIS_URL: url, PREFIX: prefix, LEASE_TTL: '10000', CLOSE_AT_ONCE: '1' })
   const exitedAt = Date.now()
   const [code] = await Promise.race([
     once(node.child, 'exit'),
