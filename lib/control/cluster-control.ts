@@ -2,6 +2,7 @@ import type { NodeAnswer, NodeAudience, NodeMessage } from '../adapters/adapter.
 import type { Client } from '../client.ts'
 import type { HubCore } from '../hub-core.ts'
 import { InvalidArgumentError, NodesTimeoutError, UnserializableMessageError } from '../errors.ts'
+import { isPromiseLike } from '../read-loop.ts'
 import { describeClient, type ClientInfo } from './client-info.ts'
 import { checkCloseCode, checkRoom, targetOf, type ControlTarget, type WireTarget } from './targets.ts'
 
@@ -211,7 +212,7 @@ export class ClusterControl {
       // One failing handler neither stops the others nor reaches the adapter that delivered the message.
       try {
         const result = handler(data, from)
-        if (result instanceof Promise) result.catch((error: unknown) => { this.#handlerFailed(error, type) })
+        if (isPromiseLike(result)) result.then(undefined, (error: unknown) => { this.#handlerFailed(error, type) })
       } catch (error) {
         this.#handlerFailed(error, type)
       }

@@ -1,14 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import type { Client } from '../client.ts'
+import { isPromiseLike } from '../read-loop.ts'
 import { handlerChannel, type HandlerTraceContext } from './channels.ts'
 import type { HubMetrics } from './recorder.ts'
 
 function noop (): void {}
-
-/** Whether a handler's result is a promise (or any thenable) to wait for. */
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
-}
 
 /** Whether handlers are to be timed or traced now: when not, callers call them directly. */
 export function observingHandlers (metrics: HubMetrics | undefined): boolean {
@@ -38,7 +34,7 @@ export function callHandler (metrics: HubMetrics | undefined, client: Client, ty
       done()
       throw error
     }
-    if (isThenable(result)) result.then(done, done)
+    if (isPromiseLike(result)) result.then(done, done)
     else done()
     return result
   }
@@ -52,7 +48,7 @@ function trace (context: HandlerTraceContext, call: () => unknown, done: () => v
     let result: unknown
     try {
       result = call()
-      if (!isThenable(result)) {
+      if (!isPromiseLike(result)) {
         context.result = result
         done()
       }
@@ -64,7 +60,7 @@ function trace (context: HandlerTraceContext, call: () => unknown, done: () => v
     } finally {
       end.publish(context)
     }
-    if (!isThenable(result)) return result
+    if (!isPromiseLike(result)) return result
     // A branch of its own, so that the caller's handling of a rejection stays the only one.
     result.then((value) => {
       context.result = value
