@@ -1,7 +1,7 @@
 import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import type { FastifyWsHubOptions, HubAdapter, PresenceOptions } from '../dist/index.js'
-import { connect, createApp, listen, type TestClient } from './helpers.js'
+import { connect, createApp, listen, waitFor, type TestClient } from './helpers.js'
 
 /** Rooms whose name starts with `p:` have presence in these tests; `params: ['userId']` is shared. */
 export const PRESENCE: PresenceOptions = { rooms: room => room.startsWith('p:'), params: ['userId'] }
@@ -54,9 +54,11 @@ export async function startPresenceNode (t: TestContext, adapter?: HubAdapter, o
 /** Connects a client as `user`, in the given rooms, and waits for its id. */
 export async function enter (node: Pick<PresenceNode, 'url'>, user: string, rooms: string[]): Promise<PresenceClient> {
   const client = await connect(`${node.url}/ws?user=${user}&rooms=${rooms.join(',')}`)
-  const [first] = await client.received(1)
+  // Its id frame, not whatever came first: another member's $join may come before it.
+  await waitFor(() => client.messages.some(message => message.startsWith('id:')), 2000, `${user}'s id`)
+  const id = (client.messages.find(message => message.startsWith('id:')) as string).slice(3)
   const events = (): PresenceEvent[] => client.messages.filter(message => message.startsWith('{"type":"$')).map(message => JSON.parse(message) as PresenceEvent)
-  return Object.assign(client, { id: (first as string).slice(3), events })
+  return Object.assign(client, { id, events })
 }
 
 /** The ids of the events of one type a client got, in order. */
