@@ -44,6 +44,11 @@ export function openClusterCommands (nodes: ClusterNode[]): Cluster {
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     clusterRetryStrategy: reconnectDelay,
+    // A command whose shard connection broke (a master killed) or that met CLUSTERDOWN fails at
+    // once rather than being sent again after the failover: by then publishes made since have
+    // gone out, and the old one would arrive after them.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
     redisOptions: {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
@@ -61,6 +66,9 @@ export function openSubscriber (commands: AnyRedis): AnyRedis {
   if (isCluster(commands)) {
     return commands.duplicate(undefined, {
       enableOfflineQueue: true,
+      // Subscriptions wait out a failover, whatever the publishing client does.
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
       // Subscriptions must go to the shard connections ioredis keeps for them, not be batched elsewhere.
       enableAutoPipelining: false,
       shardedSubscribers: true,

@@ -15,7 +15,7 @@ import { CONTROL_RELEASE, decodeControl, decodeRecorded, isControl, isRecorded }
 import { deliverable, RedisRecovery } from './recovery.ts'
 import { RedisPresence } from './presence.ts'
 import { defineSessionScripts } from './sessions.ts'
-import { GapReporter, SequenceTracker } from './sequence.ts'
+import { GapReporter, SequenceTracker, STALE } from './sequence.ts'
 import { CommandWatch, within } from './stall.ts'
 import type { AdapterCounters, RedisAdapterStats } from './stats.ts'
 import { Subscriptions } from './subscriptions.ts'
@@ -122,10 +122,11 @@ export function redisAdapter (options: RedisAdapterOptions = {}): HubAdapter & {
       return
     }
     if (decoded.nodeId === self.nodeId) return
-    const lost = sequences.see(decoded.nodeId, channel, decoded.sequence)
+    const lost = sequences.see(decoded.nodeId, channel, decoded.sequence, decoded.publishedAt)
     if (lost > 0) gapReporter?.note(decoded.nodeId, lost)
-    // Held up by a stall or by this node falling behind: a late message is worse than none.
-    if (maxDeliveryDelay > 0 && Date.now() - decoded.publishedAt > maxDeliveryDelay) {
+    // Held up by a stall or by this node falling behind, or overtaken by the publisher's later
+    // envelopes: a late message, or one out of order, is worse than none.
+    if (lost === STALE || (maxDeliveryDelay > 0 && Date.now() - decoded.publishedAt > maxDeliveryDelay)) {
       stats.late++
       return
     }

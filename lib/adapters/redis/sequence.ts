@@ -7,6 +7,16 @@ const EPISODE = 1000
 /** At most one warning per this many ms, however often gaps come. */
 const MIN_REPORT_INTERVAL = 10_000
 
+/** What `see` returns for an envelope that comes after a later one of its publisher on its channel. */
+export const STALE = -1
+
+/** The last envelope seen of one publisher on one channel. */
+interface Last {
+  sequence: number
+  /** Its publish time on the publisher's clock; 0 where none is known (recorded envelopes). */
+  publishedAt: number
+}
+
 /**
  * Finds envelopes that never arrived. Each publisher numbers its envelopes per channel (u32,
  * wrapping); a receiver keeps the last number seen per publisher and channel, and a jump is a
@@ -18,26 +28,38 @@ export class SequenceTracker {
   lost = 0
   /** Jumps in a sequence: each is one or more lost envelopes in a row. */
   gaps = 0
-  /** channel → publisher node id → last sequence number seen. By channel first: a room's channel is forgotten at once when this node leaves it. */
-  readonly #last = new Map<string, Map<string, number>>()
+  /** channel → publisher node id → last envelope seen. By channel first: a room's channel is forgotten at once when this node leaves it. */
+  readonly #last = new Map<string, Map<string, Last>>()
 
   /**
    * Notes an envelope's number.
-   * @returns how many envelopes of this publisher and channel are missing just before it
+   * @param publishedAt its publish time, when known: an envelope whose number went back is then
+   * told apart as one that comes after a later one (`STALE`) or as a sequence that started again
+   * @returns how many envelopes of this publisher and channel are missing just before it, or
+   * `STALE` for one that comes after a later one (and is not noted)
    */
-  see (publisher: string, channel: string, sequence: number): number {
+  see (publisher: string, channel: string, sequence: number, publishedAt = 0): number {
     let publishers = this.#last.get(channel)
     if (publishers === undefined) {
       publishers = new Map()
       this.#last.set(channel, publishers)
     }
     const last = publishers.get(publisher)
-    publishers.set(publisher, sequence)
-    if (last === undefined) return 0
-    const missing = ((sequence - last) >>> 0) - 1
-    // 0: the next one. Below 0 or a jump of half the range: not a gap but a sequence that went
-    // back (a publisher that restarted under the same id, or forgot an idle channel's counter),
-    // counted from here on.
+    if (last === undefined) {
+      publishers.set(publisher, { sequence, publishedAt })
+      return 0
+    }
+    const missing = ((sequence - last.sequence) >>> 0) - 1
+    const wentBack = missing < 0 || missing >= HALF_RANGE
+    // A number that went back on an envelope published no later than the last one seen: it was
+    // held up on its way (a command that ioredis sent again once a failed-over shard answered)
+    // and the ones after it are out already. Delivering it would break the publisher's order.
+    if (wentBack && publishedAt !== 0 && publishedAt <= last.publishedAt) return STALE
+    last.sequence = sequence
+    last.publishedAt = publishedAt
+    // 0: the next one. Below 0 or a jump of half the range, published later: not a gap but a
+    // sequence that went back (a publisher that restarted under the same id, or forgot an idle
+    // channel's counter), counted from here on.
     if (missing <= 0 || missing >= HALF_RANGE) return 0
     this.lost += missing
     this.gaps++

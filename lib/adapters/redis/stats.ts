@@ -16,7 +16,11 @@ export interface RedisAdapterStats {
   dropped: number
   /** Messages on the channel that are not envelopes of this adapter; ignored. */
   malformed: number
-  /** Envelopes from other nodes that came more than `maxDeliveryDelay` after their publish: dropped (never a recorded one: see redis-adapter.ts). */
+  /**
+   * Envelopes from other nodes that came more than `maxDeliveryDelay` after their publish, or after
+   * a later envelope of their publisher on their channel: dropped (never a recorded one: see
+   * redis-adapter.ts).
+   */
   late: number
   /** Envelopes from other nodes that never came (a jump in a publisher's sequence numbers). */
   lost: number
