@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Hub } from './hub.ts'
 import type { HubCore } from './hub-core.ts'
+import type { DeflateProfile } from './deflate.ts'
 import type { RouteHandlers } from './read-loop.ts'
 import { CloseCode } from './constants.ts'
 import { encodeMessage, type OutgoingMessage } from './message.ts'
@@ -63,8 +64,10 @@ export class Client<
 
   /** @internal */ readonly _core: HubCore
   /** @internal */ readonly _handlers: RouteHandlers
-  /** @internal the stream frames are written to directly; undefined when `ws` must frame (compression) */
+  /** @internal the stream frames are written to directly; undefined when `ws` must frame (context takeover) */
   _raw: Duplex | undefined
+  /** @internal the shared compression of the frames written to `_raw`; undefined: plain frames */
+  _deflate: DeflateProfile | undefined
   /** @internal */ _state: ClientState = 'open'
   /** @internal its handshake message is on its way: other messages may follow (until then, none is written) */
   _greeted = false

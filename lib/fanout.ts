@@ -80,13 +80,12 @@ export class FanOut {
 }
 
 /**
- * The stream a ws socket writes to, when the hub may write frames to it directly: only without
- * permessage-deflate (compressed frames are per socket, so ws must build them) and only when ws
- * sits on a corkable stream. Reaching into ws's `_socket` is the one private access of this
- * project (the TCP socket, or the stream of `injectWS`); the same writes ws would do, in the same
- * order, so its own frames never interleave.
+ * The stream a ws socket writes to, for the hub to write frames to directly. Only for a socket
+ * whose data frames all come from the hub (plain, or compressed by the hub without context
+ * takeover): ws then writes only control frames to it, synchronously, so its frames and the hub's
+ * keep their order. Reaching into ws's `_socket` is the one private access of this project (the
+ * TCP socket, or the stream of `injectWS`).
  */
 export function directStreamOf (socket: WebSocket): Duplex | undefined {
-  if (socket.extensions !== '') return undefined
-  return (socket as unknown as { _socket: Duplex })._socket
+  return (socket as unknown as { _socket: Duplex | undefined })._socket
 }

@@ -2,6 +2,8 @@ const OPCODE_TEXT = 0x1
 const OPCODE_BINARY = 0x2
 const OPCODE_PING = 0x9
 const FIN = 0x80
+/** Set on the first frame of a permessage-deflate compressed message (RFC 7692). */
+const RSV1 = 0x40
 
 /** Payloads up to this size are copied behind their header so that each socket gets one write. */
 const COPY_LIMIT = 16 * 1024
@@ -29,9 +31,11 @@ function header (opcode: number, length: number, extra: number): Buffer {
 /**
  * Frames a data message once for every receiver. Small payloads are copied behind the header
  * (one buffer, one write); large ones keep their own buffer so nothing big is copied.
+ * `compressed`: the payload is permessage-deflate output, and the frame says so (RSV1); the
+ * message is always one frame, so this first frame is also its last.
  */
-export function frameData (payload: Buffer, binary: boolean): Frame {
-  const opcode = binary ? OPCODE_BINARY : OPCODE_TEXT
+export function frameData (payload: Buffer, binary: boolean, compressed = false): Frame {
+  const opcode = (binary ? OPCODE_BINARY : OPCODE_TEXT) | (compressed ? RSV1 : 0)
   const length = payload.length
   if (length > COPY_LIMIT) return [header(opcode, length, 0), payload]
   const frame = header(opcode, length, length)

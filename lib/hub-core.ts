@@ -10,7 +10,8 @@ import type { Hub } from './hub.ts'
 import { CloseCode } from './constants.ts'
 import { refuseUpgrade } from './upgrade-refusal.ts'
 import { FanOut } from './fanout.ts'
-import { frameData, type Frame } from './frame.ts'
+import type { SharedDeflate } from './deflate.ts'
+import { frameFor, MessageFrames } from './message-frames.ts'
 import type { EncodedMessage } from './message.ts'
 import type { ResolvedHubOptions } from './options.ts'
 import { createCounters, type HubStats } from './stats.ts'
@@ -59,6 +60,11 @@ export class HubCore implements HubNode {
   readonly adapter: HubAdapter
   readonly log: FastifyBaseLogger
   readonly fanOut = new FanOut()
+  /**
+   * The compression the sockets without server context takeover share, when the ws server has
+   * permessage-deflate on. Set by the plugin once the ws server exists.
+   */
+  sharedDeflate: SharedDeflate | undefined
   /** Open clients per remote address, for `maxConnectionsPerIp`. */
   readonly clientsPerIp = new Map<string, number>()
   closing = false
@@ -189,8 +195,8 @@ export class HubCore implements HubNode {
    * the client is closed instead (1013), so that it resumes and gets it from the history.
    * @returns false when it was not written
    */
-  writeRecorded (client: Client, message: EncodedMessage, frame?: Frame): boolean {
-    if (this.writeMessage(client, message, frame)) return true
+  writeRecorded (client: Client, message: EncodedMessage, frames?: MessageFrames): boolean {
+    if (this.writeMessage(client, message, frames)) return true
     this.closeToResume(client, 'fell behind: resume to catch up')
     return false
   }
@@ -343,10 +349,11 @@ export class HubCore implements HubNode {
   }
 
   /**
-   * Writes one message to one client, framed by the caller when it framed it already.
+   * Writes one message to one client, with the frames of its whole audience when the caller has
+   * them (`frames`, made from `message`), else framed (and compressed) for this client alone.
    * @returns false when the client cannot take it (closing, or a slow consumer: counted as dropped)
    */
-  writeMessage (client: Client, message: EncodedMessage, frame?: Frame): boolean {
+  writeMessage (client: Client, message: EncodedMessage, frames?: MessageFrames): boolean {
     const socket = client.socket
     // Not greeted yet: its handshake message must be the first thing it gets.
     if (client._state !== 'open' || !client._greeted || socket.readyState !== OPEN) return false
@@ -356,7 +363,7 @@ export class HubCore implements HubNode {
       return false
     }
     if (client._raw !== undefined) {
-      this.fanOut.write(client, frame ?? frameData(message.payload, message.binary))
+      this.fanOut.write(client, frames === undefined ? frameFor(message, client._deflate) : frames.for(client._deflate))
     } else {
       socket.send(message.payload, { binary: message.binary })
     }
@@ -398,11 +405,11 @@ export class HubCore implements HubNode {
   }
 
   #deliverLocal (message: EncodedMessage, rooms: readonly string[] | undefined, except: string | undefined): number {
-    const frame = frameData(message.payload, message.binary)
+    const frames = new MessageFrames(message)
     let written = 0
     if (rooms === undefined) {
       for (const client of this.clients.values()) {
-        if (client.id !== except && this.writeMessage(client, message, frame)) written++
+        if (client.id !== except && this.writeMessage(client, message, frames)) written++
       }
       return written
     }
@@ -410,7 +417,7 @@ export class HubCore implements HubNode {
       const members = this.rooms.get(rooms[0] as string)
       if (members === undefined) return 0
       for (const client of members) {
-        if (client.id !== except && this.writeMessage(client, message, frame)) written++
+        if (client.id !== except && this.writeMessage(client, message, frames)) written++
       }
       return written
     }
@@ -422,7 +429,7 @@ export class HubCore implements HubNode {
       for (const client of members) {
         if (client._broadcastMark === mark) continue
         client._broadcastMark = mark
-        if (client.id !== except && this.writeMessage(client, message, frame)) written++
+        if (client.id !== except && this.writeMessage(client, message, frames)) written++
       }
     }
     return written
@@ -455,8 +462,8 @@ export class HubCore implements HubNode {
         this.deliverLocal(message, envelope.rooms, envelope.except)
       } else {
         // One room's copy of a broadcast to several rooms: the rule of `BroadcastEnvelope.via`.
-        let frame: Frame | undefined
-        this.#eachTarget(envelope, (client) => { this.writeMessage(client, message, frame ??= frameData(message.payload, message.binary)) })
+        const frames = new MessageFrames(message)
+        this.#eachTarget(envelope, (client) => { this.writeMessage(client, message, frames) })
       }
       return
     }
@@ -469,10 +476,8 @@ export class HubCore implements HubNode {
    * pending list while their session is being set up), as it is to the others.
    */
   #deliverRecorded (envelope: RecordedEnvelope): void {
-    const plain = { payload: envelope.payload, binary: envelope.binary }
-    let plainFrame: Frame | undefined
-    let withPos: EncodedMessage | undefined
-    let withPosFrame: Frame | undefined
+    const plain = new MessageFrames({ payload: envelope.payload, binary: envelope.binary })
+    let withPos: MessageFrames | undefined
     const { stream, epoch, offset } = envelope.position
     // No client here for it (a room given up a moment ago, a client gone): its offsets are not tracked either.
     if (stream.startsWith('r:') ? !this.rooms.has(stream.slice(2)) : stream.startsWith('c:') && !this.clients.has(stream.slice(2))) return
@@ -486,10 +491,10 @@ export class HubCore implements HubNode {
     this.#eachTarget(envelope, (client) => {
       const session = client._session
       if (session === undefined) {
-        this.writeMessage(client, plain, plainFrame ??= frameData(plain.payload, plain.binary))
+        this.writeMessage(client, plain.message, plain)
       } else if (!this.#heldBack(client, session, envelope, missed)) {
-        withPos ??= { payload: withPosition(envelope.payload, stream, epoch, offset), binary: false }
-        this.writeRecorded(client, withPos, withPosFrame ??= frameData(withPos.payload, false))
+        withPos ??= new MessageFrames({ payload: withPosition(envelope.payload, stream, epoch, offset), binary: false })
+        this.writeRecorded(client, withPos.message, withPos)
       }
     }, (client) => {
       // It gets this broadcast through an earlier room's copy; its position in this room still

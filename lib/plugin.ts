@@ -7,6 +7,7 @@ import { createAdmission } from './admission.ts'
 import { refuseUpgrade } from './upgrade-refusal.ts'
 import { refuseWebsocketAfterHub } from './websocket-order.ts'
 import { CloseCode } from './constants.ts'
+import { SharedDeflate, withSharedDeflate } from './deflate.ts'
 import { AlreadyRegisteredError } from './errors.ts'
 import { Heartbeat } from './heartbeat.ts'
 import { Hub } from './hub.ts'
@@ -70,6 +71,25 @@ function tightenHeaderDeadline (server: HeaderDeadlines, headersTimeout: number,
   if ((server.connectionsCheckingInterval ?? 0) > checkEvery) server.connectionsCheckingInterval = checkEvery
 }
 
+/**
+ * When the ws server has permessage-deflate on, lets the hub compress each broadcast once for all
+ * the sockets that negotiate no server context takeover (SharedDeflate). A @fastify/websocket
+ * registered before the hub keeps the options it was given: without `serverNoContextTakeover`,
+ * each of its sockets compresses every message itself, which the log says.
+ */
+function shareCompression (fastify: FastifyInstance, core: HubCore, ownsWebsocketServer: boolean): void {
+  const server = fastify.websocketServer
+  const perMessageDeflate = server.options.perMessageDeflate
+  if (perMessageDeflate === undefined || perMessageDeflate === false) return
+  const options = perMessageDeflate === true ? {} : perMessageDeflate
+  if (!ownsWebsocketServer && options.serverNoContextTakeover === undefined) {
+    fastify.log.warn('fastify-ws-hub: the @fastify/websocket registered before the hub has permessage-deflate without ' +
+      'serverNoContextTakeover: every socket compresses every message itself; set it to true to compress each broadcast once')
+  }
+  core.sharedDeflate = new SharedDeflate(options)
+  server.on('headers', core.sharedDeflate.noteHandshake)
+}
+
 const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async function fastifyWsHub (fastify, options) {
   const resolved = resolveOptions(options)
   if (fastify.hasDecorator('hub')) throw new AlreadyRegisteredError()
@@ -104,13 +124,13 @@ const fastifyWsHubPlugin: FastifyPluginAsync<FastifyWsHubOptions> = async functi
     // refused with 1013 after the upgrade, say) would hold app.close() that long. ws >= 8.23 takes
     // closeTimeout (not yet in @types/ws, hence the spread).
     const closeTimeout = { closeTimeout: resolved.shutdownTimeout }
-    await fastify.register(fastifyWebsocket, {
-      ...websocket,
-      options: { ...closeTimeout, ...websocket.options, maxPayload: resolved.maxPayload },
-      preClose: closeHub
-    })
+    const options = { ...closeTimeout, ...websocket.options, maxPayload: resolved.maxPayload }
+    const perMessageDeflate = withSharedDeflate(options.perMessageDeflate)
+    if (perMessageDeflate !== undefined) options.perMessageDeflate = perMessageDeflate
+    await fastify.register(fastifyWebsocket, { ...websocket, options, preClose: closeHub })
     refuseWebsocketAfterHub(fastify)
   }
+  shareCompression(fastify, core, ownsWebsocketServer)
 
   const rootHub = new Hub(core, fastify, admission)
   core.hub = rootHub

@@ -6,6 +6,7 @@ import { Client, type ClientParams } from './client.ts'
 import { CloseCode } from './constants.ts'
 import { InvalidParamsError, InvalidRouteError, ShuttingDownError } from './errors.ts'
 import { releaseAdmission, settleAdmission } from './admission.ts'
+import { compressionOf } from './deflate.ts'
 import { directStreamOf } from './fanout.ts'
 import { rejectUnknownKeys } from './known-keys.ts'
 import type { Hub } from './hub.ts'
@@ -248,9 +249,14 @@ export function registerHubRoute (
     }
     releaseUpgradeLeftovers(socket, instance.websocketServer)
     const clientParams = (upgradeParams.get(request) ?? {}) as Record<string, unknown>
+    const compression = compressionOf(socket, request.raw, core.sharedDeflate)
     const create = (id: string | undefined, ip: string): Client => {
       const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, ip, id)
-      client._raw = directStreamOf(socket)
+      // A socket with context takeover is left to ws: only its own deflate stream can compress for it.
+      if (compression !== 'per-socket') {
+        client._raw = directStreamOf(socket)
+        client._deflate = compression === 'none' ? undefined : compression
+      }
       return client
     }
     if (store !== undefined) {
