@@ -29,7 +29,8 @@ export class MessageFrames {
   for (profile: DeflateProfile | undefined): Frame {
     const message = this.message
     if (profile === undefined || message.payload.length < profile.threshold) {
-      return this.#plain ??= frameData(message.payload, message.binary)
+      this.#plain ??= frameData(message.payload, message.binary)
+      return this.#plain
     }
     this.#compressed ??= new Map()
     let frame = this.#compressed.get(profile)
