@@ -7,8 +7,8 @@
 //     [--idle=2000] [--reps=2] [--impl=hub,hub-shared,...] [--json]
 //
 // Each implementation runs in a server process of its own, its clients in a fleet process of raw
-// sockets (they count frames and never inflate, so the fleet's CPU stays small); both are forked
-// from here and driven over IPC. Per repetition and implementation:
+// sockets (bench/fleet.js: they count frames and never inflate, so the fleet's CPU stays small);
+// both are forked from here and driven over IPC. Per repetition and implementation:
 //   1. `clients` clients connect (offering `permessage-deflate; client_max_window_bits`, as
 //      browsers do, except for the uncompressed implementations) and get 50 warm-up broadcasts;
 //   2. `broadcasts` broadcasts of `size` bytes of JSON text, a different text each, 10 per
@@ -21,8 +21,8 @@
 // Implementations alternate in order from one repetition to the next.
 import { execFileSync } from 'node:child_process'
 import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -31,6 +31,9 @@ import { serve } from './ipc.js'
 import { cpuUsOf } from './measure.js'
 
 const script = fileURLToPath(import.meta.url)
+const fleetScript = join(dirname(script), 'fleet.js')
+/** What browsers offer. */
+const DEFLATE_OFFER = 'permessage-deflate; client_max_window_bits'
 const args = process.argv.slice(2)
 const valueOf = (name) => args.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1]
 const roleConfig = (role) => {
@@ -125,137 +128,6 @@ async function serverRole ({ impl, size, count }) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The fleet process: raw sockets that upgrade, count data frames (and how many are compressed),
-// and answer pings. Nothing is inflated: what a frame holds does not matter to the count.
-
-/** A client frame, masked with a zero key (so the payload needs no XOR). */
-function clientFrame (opcode, text) {
-  const payload = Buffer.from(text)
-  const frame = Buffer.alloc(6 + payload.length)
-  frame[0] = 0x80 | opcode
-  frame[1] = 0x80 | payload.length
-  payload.copy(frame, 6)
-  return frame
-}
-
-function fleetRole () {
-  const SIO_CONNECT = clientFrame(1, '40')
-  const sockets = []
-  const totals = { received: 0, compressed: 0, wireBytes: 0 }
-  let waiter
-
-  function onFrames (conn, chunk) {
-    const buffer = conn.rest === null ? chunk : Buffer.concat([conn.rest, chunk])
-    let offset = 0
-    for (;;) {
-      if (buffer.length - offset < 2) break
-      const first = buffer[offset]
-      let size = buffer[offset + 1] & 0x7f
-      let header = 2
-      if (size === 126) {
-        if (buffer.length - offset < 4) break
-        size = buffer.readUInt16BE(offset + 2)
-        header = 4
-      } else if (size === 127) {
-        if (buffer.length - offset < 10) break
-        size = buffer.readUInt32BE(offset + 6)
-        header = 10
-      }
-      const end = offset + header + size
-      if (end > buffer.length) break
-      const opcode = first & 0x0f
-      if (opcode === 1 || opcode === 2) {
-        if (conn.handshake > 0) {
-          // socket.io: its open packet, answered with a connect; then the namespace's connect packet.
-          // Counted rather than read: with context takeover they arrive compressed.
-          if (--conn.handshake === 1) conn.socket.write(SIO_CONNECT)
-          else conn.ready()
-        } else {
-          totals.received++
-          totals.wireBytes += size
-          if ((first & 0x40) !== 0) totals.compressed++
-        }
-      } else if (opcode === 9) {
-        conn.socket.write(clientFrame(0xA, buffer.subarray(offset + header, end).toString('latin1')))
-      }
-      offset = end
-    }
-    conn.rest = offset < buffer.length ? buffer.subarray(offset) : null
-    if (waiter !== undefined && totals.received >= waiter.target) {
-      const wake = waiter.resolve
-      waiter = undefined
-      wake()
-    }
-  }
-
-  function connectOne ({ port, path, protocol, deflate }) {
-    return new Promise((resolve) => {
-      const socket = net.connect({ port, host: '127.0.0.1' })
-      const conn = { socket, rest: null, handshake: protocol === 'socket.io' ? 2 : 0, ready: null }
-      let settled = false
-      const settle = (ok) => {
-        if (settled) return
-        settled = true
-        if (ok) sockets.push(socket)
-        else socket.destroy()
-        resolve(ok)
-      }
-      conn.ready = () => settle(true)
-      socket.on('error', () => settle(false))
-      socket.on('close', () => settle(false))
-      const extensions = deflate ? 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' : ''
-      socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extensions}\r\n`))
-      let head = ''
-      const onHead = (chunk) => {
-        head += chunk.toString('latin1')
-        const end = head.indexOf('\r\n\r\n')
-        if (end === -1) return
-        socket.off('data', onHead)
-        if (!head.startsWith('HTTP/1.1 101') || deflate !== /permessage-deflate/i.test(head.slice(0, end))) {
-          settle(false)
-          return
-        }
-        socket.on('data', (data) => onFrames(conn, data))
-        const tail = Buffer.from(head.slice(end + 4), 'latin1')
-        if (tail.length > 0) onFrames(conn, tail)
-        if (conn.handshake === 0) settle(true)
-      }
-      socket.on('data', onHead)
-    })
-  }
-
-  serve({
-    async connect ({ n, ...target }) {
-      let next = 0
-      let ok = 0
-      const worker = async () => {
-        while (next < n) {
-          next++
-          if (await connectOne(target)) ok++
-        }
-      }
-      await Promise.all(Array.from({ length: Math.min(64, n) }, worker))
-      return { ok, failed: n - ok }
-    },
-    totals: () => ({ ...totals }),
-    /** Resolves once `target` messages in all have arrived; `timedOut` if `timeoutMs` passed first. */
-    waitFor ({ target, timeoutMs }) {
-      if (totals.received >= target) return { timedOut: false }
-      return new Promise((resolve) => {
-        const timer = setTimeout(() => {
-          waiter = undefined
-          resolve({ timedOut: true })
-        }, timeoutMs)
-        waiter = { target, resolve: () => { clearTimeout(timer); resolve({ timedOut: false }) } }
-      })
-    },
-    cpu: () => process.cpuUsage()
-  })
-  process.send({ ready: true })
-}
-
-// ---------------------------------------------------------------------------------------------
 // The driver.
 
 async function waitForCount (server, n) {
@@ -277,11 +149,12 @@ const perConnection = (after, before, n) => ({
 async function withServer (impl, cfg, measure) {
   const { compressed } = IMPLS[impl]
   const server = await startChild(script, 'server', { impl, size: cfg.size, count: cfg.broadcasts + WARM_UP + 1 }, impl)
-  const fleet = await startChild(script, 'fleet', {}, `${impl} fleet`)
+  const fleet = await startChild(fleetScript, 'fleet', {}, `${impl} fleet`)
   // startChild keeps only the port of the ready message: the rest comes from the route's protocol.
+  const extensions = compressed ? DEFLATE_OFFER : undefined
   const target = impl.startsWith('hub')
-    ? { port: server.port, path: '/ws', protocol: 'ws', deflate: compressed }
-    : { port: server.port, path: '/socket.io/?EIO=4&transport=websocket', protocol: 'socket.io', deflate: compressed }
+    ? { port: server.port, path: '/ws', protocol: 'ws', extensions }
+    : { port: server.port, path: '/socket.io/?EIO=4&transport=websocket', protocol: 'socket.io', extensions }
   const connect = async (n, total) => {
     const connected = await fleet.call('connect', { n, ...target })
     if (connected.failed > 0 || !await waitForCount(server, total)) throw new Error(`${impl}: ${connected.failed} of ${n} upgrades failed`)
@@ -301,13 +174,13 @@ function broadcasts (impl, cfg) {
     await connect(cfg.clients, cfg.clients)
     await server.call('burst', { n: WARM_UP, perTurn: PER_TURN })
     await fleet.call('waitFor', { target: WARM_UP * cfg.clients, timeoutMs: 60_000 })
-    const base = await fleet.call('totals')
+    const base = { received: await fleet.call('received'), ...await fleet.call('wire') }
     const before = await server.call('cpu')
     await server.call('burst', { n: cfg.broadcasts, perTurn: PER_TURN })
     const burstEnd = await server.call('cpu')
     const wait = await fleet.call('waitFor', { target: base.received + cfg.broadcasts * cfg.clients, timeoutMs: 120_000 })
     const after = await server.call('cpu')
-    const totals = await fleet.call('totals')
+    const totals = { received: await fleet.call('received'), ...await fleet.call('wire') }
     const delivered = totals.received - base.received
     const afterTraffic = await server.call('memory')
     return {
@@ -402,5 +275,4 @@ async function main () {
 
 const serverConfig = roleConfig('server')
 if (serverConfig !== undefined) await serverRole(serverConfig)
-else if (roleConfig('fleet') !== undefined) fleetRole()
 else await main()

@@ -14,6 +14,9 @@ let recording = false
 let latencies = new Float64Array(0)
 let recorded = 0
 let pongs = 0
+/** Counted messages that came compressed (RSV1), and the bytes of every counted frame's payload. */
+let compressed = 0
+let wireBytes = 0
 let waiter
 
 /** A client frame (masked, with a zero mask so the payload needs no XOR). */
@@ -81,8 +84,18 @@ function onFrames (conn, chunk) {
     const end = start + size
     if (end > length) break
     const opcode = first & 0x0f
-    if (opcode === 1 || opcode === 2) {
-      if (!conn.socketIo) {
+    if ((opcode === 1 || opcode === 2) && conn.handshake > 0) {
+      // socket.io with permessage-deflate (context takeover compresses even these): its open
+      // packet, answered with a connect, then the namespace's connect packet, counted unread.
+      if (--conn.handshake === 1) conn.socket.write(SIO_CONNECT)
+      else conn.ready()
+    } else if (opcode === 1 || opcode === 2) {
+      wireBytes += size
+      if ((first & 0x40) !== 0) {
+        // Compressed, so unread: every message counts (no latency stamp, no socket.io packet type).
+        compressed++
+        counted++
+      } else if (!conn.socketIo) {
         counted++
         if (recording && recorded < LATENCY_CAPACITY) latencies[recorded++] = now - stampOf(buffer, start, end)
       } else if (buffer[start] === 0x34 && buffer[start + 1] === 0x32) { // "42": an event
@@ -110,11 +123,17 @@ function onFrames (conn, chunk) {
   }
 }
 
-/** Opens one client: TCP connect, HTTP upgrade, then frames. Resolves true once it is connected. */
-function connectOne ({ port, path, protocol, stalled }) {
+/**
+ * Opens one client: TCP connect, HTTP upgrade, then frames. Resolves true once it is connected.
+ * `extensions`: a `Sec-WebSocket-Extensions` offer (`permessage-deflate; client_max_window_bits`,
+ * as browsers send); the upgrade then fails unless the server accepts it. Frames are counted, not
+ * inflated.
+ */
+function connectOne ({ port, path, protocol, stalled, extensions }) {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1' })
-    const conn = { socket, rest: null, socketIo: protocol === 'socket.io', ready: null }
+    const socketIo = protocol === 'socket.io'
+    const conn = { socket, rest: null, socketIo, handshake: socketIo && extensions !== undefined ? 2 : 0, ready: null }
     let head = ''
     let settled = false
     const settle = (ok) => {
@@ -128,12 +147,13 @@ function connectOne ({ port, path, protocol, stalled }) {
     socket.setNoDelay(true)
     socket.on('error', () => settle(false))
     socket.on('close', () => settle(false))
-    socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${REQUEST_TAIL}`))
+    const offer = extensions === undefined ? '' : `Sec-WebSocket-Extensions: ${extensions}\r\n`
+    socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${offer}${REQUEST_TAIL}`))
     const onHead = (chunk) => {
       head += chunk.toString('latin1')
       const end = head.indexOf('\r\n\r\n')
       if (end === -1) return
-      if (!head.startsWith('HTTP/1.1 101')) {
+      if (!head.startsWith('HTTP/1.1 101') || (extensions !== undefined && !/^Sec-WebSocket-Extensions:/im.test(head.slice(0, end)))) {
         settle(false)
         return
       }
@@ -187,6 +207,8 @@ serve({
     return { ok, failed: n - ok, ms: performance.now() - start, open: sockets.length }
   },
   received: () => received,
+  /** Counted messages that came compressed, and their frames' payload bytes in all. */
+  wire: () => ({ compressed, wireBytes }),
   /** Resolves once `target` messages in all have arrived (or after timeoutMs). */
   async waitFor ({ target, timeoutMs }) {
     const timedOut = await untilReceived(target, timeoutMs)
