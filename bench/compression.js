@@ -5,6 +5,11 @@
 //
 //   flock /tmp/bench.lock node bench/compression.js [--clients=200] [--broadcasts=1000] [--size=2048]
 //     [--idle=2000] [--reps=2] [--impl=hub,hub-shared,...] [--json]
+//   flock /tmp/bench.lock node bench/compression.js --zlib
+//
+// `--zlib` measures, in this process, what one compression costs: a zlib context made for each
+// call (`deflateRawSync`, what the hub does) against one context kept and reused (a DeflateRaw
+// stream, written, flushed and reset per message: asynchronous, on the thread pool, as ws does).
 //
 // Each implementation runs in a server process of its own, its clients in a fleet process of raw
 // sockets (bench/fleet.js: they count frames and never inflate, so the fleet's CPU stays small);
@@ -25,6 +30,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import v8 from 'node:v8'
+import zlib from 'node:zlib'
 import { runInNewContext } from 'node:vm'
 import { killChildrenOnExit, startChild, stopChild } from './children.js'
 import { serve } from './ipc.js'
@@ -226,7 +232,41 @@ function machine () {
 const mean = (values) => values.reduce((sum, value) => sum + value, 0) / values.length
 const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`
 
+/** µs of CPU and of wall time per compression, for JSON texts of a few sizes, both ways. */
+async function zlibCosts () {
+  const options = { finishFlush: zlib.constants.Z_SYNC_FLUSH }
+  console.log(machine())
+  for (const size of [2048, 16 * 1024, 125 * 1024, 1300 * 1024]) {
+    const texts = Array.from({ length: 50 }, (_, n) => Buffer.from(messageText(n, size)))
+    const count = Math.max(20, Math.min(5000, Math.round(20_000_000 / size)))
+    const measure = async (run) => {
+      await run(Math.min(200, count))
+      const cpu = process.cpuUsage()
+      const start = performance.now()
+      await run(count)
+      return { cpu: cpuUsOf(process.cpuUsage(), cpu) / count, wall: (performance.now() - start) * 1000 / count }
+    }
+    const fresh = await measure(async (n) => {
+      for (let i = 0; i < n; i++) zlib.deflateRawSync(texts[i % texts.length], options)
+    })
+    const stream = zlib.createDeflateRaw()
+    stream.on('data', () => {})
+    const reused = await measure(async (n) => {
+      for (let i = 0; i < n; i++) {
+        stream.write(texts[i % texts.length])
+        await new Promise((resolve) => stream.flush(zlib.constants.Z_SYNC_FLUSH, resolve))
+        stream.reset()
+      }
+    })
+    stream.close()
+    const out = zlib.deflateRawSync(texts[0], options).length - 4
+    console.log(`${(size / 1024).toFixed(0).padStart(5)} KB -> ${(out / 1024).toFixed(1)} KB: context per call (deflateRawSync) ${fresh.cpu.toFixed(1)} µs CPU, ${fresh.wall.toFixed(1)} µs wall; ` +
+      `reused context (stream, async) ${reused.cpu.toFixed(1)} µs CPU, ${reused.wall.toFixed(1)} µs wall`)
+  }
+}
+
 async function main () {
+  if (args.includes('--zlib')) return zlibCosts()
   killChildrenOnExit()
   const cfg = {
     clients: Number(valueOf('clients') ?? 200),
