@@ -76,7 +76,8 @@ async function open (url: string, name: string, perMessageDeflate: boolean | Per
 async function hubApp (t: TestContext, perMessageDeflate: boolean | PerMessageDeflateOptions, options: FastifyWsHubOptions = {}) {
   const app = await createApp(t, {
     handshakeMessage: HELLO,
-    heartbeat: { interval: 30 },
+    // Frequent pings, and never a termination for a late pong on a loaded machine.
+    heartbeat: { interval: 30, maxFailures: 1_000_000 },
     readTimeout: 0,
     websocket: { options: { perMessageDeflate } },
     ...options
@@ -280,4 +281,32 @@ test('a @fastify/websocket registered before the hub keeps its options: shared c
 test.after(() => {
   zlib.deflateRawSync = originalDeflateRawSync
   syncBuiltinESMExports()
+})
+
+test('the handshake answer is read as ws writes it, and whatever it cannot share is left to ws', async () => {
+  const { SharedDeflate, deflateParams, withSharedDeflate } = await import('../dist/deflate.js')
+  assert.deepEqual(deflateParams(' permessage-deflate; server_no_context_takeover; server_max_window_bits="10"'),
+    new Map<string, string | true>([['server_no_context_takeover', true], ['server_max_window_bits', '10']]))
+  assert.deepEqual(deflateParams('x-other; a=1, permessage-deflate'), new Map())
+  assert.equal(deflateParams('x-other; a=1'), undefined)
+
+  const shared = new SharedDeflate({ threshold: 0 })
+  const answer = (extensions: string | undefined): ReturnType<typeof shared.take> => {
+    const request = {} as Parameters<typeof shared.take>[0]
+    const headers = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', ...(extensions === undefined ? [] : [`Sec-WebSocket-Extensions: ${extensions}`])]
+    shared.noteHandshake(headers, request)
+    return shared.take(request)
+  }
+  const ten = answer('permessage-deflate; server_no_context_takeover; server_max_window_bits=10')
+  assert.ok(typeof ten === 'object' && ten.windowBits === 10 && ten.threshold === 0)
+  assert.equal(answer('permessage-deflate; server_max_window_bits=10; server_no_context_takeover'), ten, 'one profile per window size')
+  assert.equal(answer('permessage-deflate; server_no_context_takeover; server_max_window_bits=16'), 'per-socket')
+  assert.equal(answer('permessage-deflate'), 'per-socket', 'context takeover')
+  assert.equal(answer(undefined), 'per-socket', 'no answer seen')
+
+  assert.deepEqual(withSharedDeflate(true), { serverNoContextTakeover: true })
+  assert.deepEqual(withSharedDeflate({ threshold: 10 }), { threshold: 10, serverNoContextTakeover: true })
+  assert.deepEqual(withSharedDeflate({ serverNoContextTakeover: false }), { serverNoContextTakeover: false })
+  assert.equal(withSharedDeflate(false), false)
+  assert.equal(withSharedDeflate(undefined), undefined)
 })
