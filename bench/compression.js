@@ -78,16 +78,21 @@ async function serverRole ({ impl, size, count }) {
   let broadcast
   let clients
   let address
+  let dropped = () => 0
   if (impl.startsWith('hub')) {
     const { default: Fastify } = await import('fastify')
     const { default: fastifyWsHub } = await import('../dist/index.js')
     const perMessageDeflate = { hub: false, 'hub-shared': true, 'hub-per-socket': { serverNoContextTakeover: false } }[impl]
     const app = Fastify()
-    await app.register(fastifyWsHub, { heartbeat: false, handshakeMessage: false, readTimeout: 0, websocket: { options: { perMessageDeflate } } })
+    // ws's per-socket deflate queues a burst's messages uncompressed (1,000 x 2 KB per socket):
+    // over maxBufferedBytes the hub would drop them as a slow consumer's. No drops here, so that
+    // every implementation does the whole work.
+    await app.register(fastifyWsHub, { heartbeat: false, handshakeMessage: false, readTimeout: 0, maxBufferedBytes: 1 << 30, websocket: { options: { perMessageDeflate } } })
     app.hub.route({ url: '/ws' })
     await app.listen({ port: 0, host: '127.0.0.1' })
     broadcast = (text) => app.hub.broadcast(text)
     clients = () => app.hub.onlineCount()
+    dropped = () => app.hub.stats().dropped
     address = { port: app.server.address().port, path: '/ws', protocol: 'ws' }
   } else {
     const { Server } = await import('socket.io')
@@ -105,6 +110,7 @@ async function serverRole ({ impl, size, count }) {
   let sent = 0
   serve({
     count: () => clients(),
+    dropped: () => dropped(),
     cpu: () => ({ ...process.cpuUsage(), wall: performance.now() * 1000 }),
     memory () {
       let last = Infinity
@@ -198,6 +204,7 @@ function broadcasts (impl, cfg) {
       complete: !wait.timedOut,
       compressedShare: (totals.compressed - base.compressed) / delivered,
       wireBytesPerMessage: (totals.wireBytes - base.wireBytes) / delivered,
+      dropped: await server.call('dropped'),
       memoryAfterTraffic: perConnection(afterTraffic, empty, cfg.clients),
       rssAfterTrafficMiB: afterTraffic.rss / 1048576
     }
@@ -286,7 +293,7 @@ async function main () {
       const result = await session(impl, cfg)
       results[impl].push(result)
       console.log(`  rep ${rep + 1} ${impl.padEnd(18)} ${result.cpuUsPerDelivery.toFixed(3)} µs/delivery (${result.cpuMs.toFixed(0)} ms CPU, ${result.burstCpuMs.toFixed(0)} ms of it in the broadcast calls, ${result.wallMs.toFixed(0)} ms wall)` +
-        `${result.complete ? '' : ' INCOMPLETE'}; ${(result.compressedShare * 100).toFixed(0)} % compressed, ${result.wireBytesPerMessage.toFixed(0)} B/msg on the wire; ` +
+        `${result.complete ? '' : ' INCOMPLETE'}${result.dropped > 0 ? ` ${result.dropped} DROPPED` : ''}; ${(result.compressedShare * 100).toFixed(0)} % compressed, ${result.wireBytesPerMessage.toFixed(0)} B/msg on the wire; ` +
         `per conn after traffic: heap ${kb(result.memoryAfterTraffic.heapBytes)}, RSS ${kb(result.memoryAfterTraffic.rssBytes)} (RSS ${result.rssAfterTrafficMiB.toFixed(0)} MiB); ` +
         `idle: heap ${kb(result.idleNew.heapBytes)}, RSS ${kb(result.idleNew.rssBytes)}; after one message: heap ${kb(result.idleAfterOne.heapBytes)}, RSS ${kb(result.idleAfterOne.rssBytes)}`)
     }
