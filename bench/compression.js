@@ -243,9 +243,10 @@ const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`
 async function zlibCosts () {
   const options = { finishFlush: zlib.constants.Z_SYNC_FLUSH }
   console.log(machine())
-  for (const size of [2048, 16 * 1024, 125 * 1024, 1300 * 1024]) {
-    const texts = Array.from({ length: 50 }, (_, n) => Buffer.from(messageText(n, size)))
-    const count = Math.max(20, Math.min(5000, Math.round(20_000_000 / size)))
+  // 0 bytes: what making (and freeing) the context costs by itself.
+  for (const size of [0, 2048, 16 * 1024, 125 * 1024, 1300 * 1024]) {
+    const texts = Array.from({ length: 50 }, (_, n) => Buffer.from(size === 0 ? '' : messageText(n, size)))
+    const count = size === 0 ? 5000 : Math.max(20, Math.min(5000, Math.round(20_000_000 / size)))
     const measure = async (run) => {
       await run(Math.min(200, count))
       const cpu = process.cpuUsage()
