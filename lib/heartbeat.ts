@@ -50,7 +50,7 @@ export class Heartbeat {
   #idleDue = 0
   /** What the walk in progress has seen so far. */
   #walkUnsettled = 0
-  #walkOldestSeen = Infinity
+  #walkOldestSeen = 0
 
   constructor (core: HubCore) {
     this.#core = core
@@ -114,7 +114,8 @@ export class Heartbeat {
     this.#writesSeen = core.counters.messagesOut + core.counters.dropped
     this.#closesSeen = core.closesBegun
     this.#walkUnsettled = 0
-    this.#walkOldestSeen = Infinity
+    // A client that opens after this has been seen no earlier than now.
+    this.#walkOldestSeen = now
   }
 
   /** The walk reached its last client: what it saw decides when the next one is needed. */

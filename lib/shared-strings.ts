@@ -30,18 +30,21 @@ function shared (text: string): string {
  * with a handful of headers, more with a browser's.
  */
 export function shareHeaderStrings (raw: IncomingMessage): void {
-  const rawHeaders = raw.rawHeaders
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    const name = rawHeaders[index] as string
+  // A request made up by @fastify/websocket's injectWS is a plain object: none of it is taken as given.
+  const rawHeaders: unknown[] | undefined = Array.isArray(raw.rawHeaders) ? raw.rawHeaders : undefined
+  for (let index = 0; rawHeaders !== undefined && index + 1 < rawHeaders.length; index += 2) {
+    const name = rawHeaders[index]
+    const value = rawHeaders[index + 1]
+    if (typeof name !== 'string' || typeof value !== 'string') continue
     rawHeaders[index] = shared(name)
-    if (!UNIQUE_VALUES.has(name.toLowerCase())) rawHeaders[index + 1] = shared(rawHeaders[index + 1] as string)
+    if (!UNIQUE_VALUES.has(name.toLowerCase())) rawHeaders[index + 1] = shared(value)
   }
   // The parsed headers hold the same value strings: point them at the shared copies too.
-  const headers = raw.headers as Record<string, string | string[] | undefined>
+  const headers = raw.headers as Record<string, unknown> | undefined
   for (const name in headers) {
     const value = headers[name]
     if (typeof value === 'string' && !UNIQUE_VALUES.has(name)) headers[name] = shared(value)
   }
-  raw.httpVersion = shared(raw.httpVersion)
-  if (raw.url !== undefined) raw.url = shared(raw.url)
+  if (typeof raw.httpVersion === 'string') raw.httpVersion = shared(raw.httpVersion)
+  if (typeof raw.url === 'string') raw.url = shared(raw.url)
 }

@@ -105,6 +105,25 @@ test('a client silent for readTimeout is closed with 1001 idle; messages keep it
   assert.equal(app.hub.stats().idleCloses, 1)
 })
 
+test('a client that opens on a hub with no other client, and stays silent, is closed as idle on time', async (t) => {
+  // The default writeTimeout: the heartbeat walks its clients only when something can be due, and
+  // a client that opens after a walk over no client at all must still be one of those things.
+  const readTimeout = 600
+  const app = await createApp(t, { readTimeout, handshakeMessage: false })
+  app.hub.route({ url: '/ws' })
+  const url = await listen(app)
+  // Let a few ticks pass over the empty hub first.
+  await sleep(400)
+  const started = Date.now()
+  const silent = await connect(`${url}/ws`)
+  assert.deepEqual(await silent.closed, { code: 1001, reason: 'idle' })
+  const elapsed = Date.now() - started
+  assert.ok(elapsed >= readTimeout, `closed as idle after ${elapsed} ms, before readTimeout`)
+  // Far sooner than the walk that writeTimeout / 4 (8.75 s) forces anyway.
+  assert.ok(elapsed <= readTimeout * 1.25 + 1000, `closed as idle after ${elapsed} ms`)
+  assert.equal(app.hub.stats().idleCloses, 1)
+})
+
 test('a client above maxBufferedBytes for writeTimeout is closed with 1008 slow consumer; broadcasts skip it meanwhile', async (t) => {
   const app = await createApp(t, { maxBufferedBytes: 64 * 1024, writeTimeout: 200, shutdownTimeout: 300, handshakeMessage: false })
   let slowServerSide: Client | undefined
