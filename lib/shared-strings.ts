@@ -31,8 +31,8 @@ function shared (text: string): string {
  */
 export function shareHeaderStrings (raw: IncomingMessage): void {
   // A request made up by @fastify/websocket's injectWS is a plain object: none of it is taken as given.
-  const rawHeaders: unknown[] | undefined = Array.isArray(raw.rawHeaders) ? raw.rawHeaders : undefined
-  for (let index = 0; rawHeaders !== undefined && index + 1 < rawHeaders.length; index += 2) {
+  const rawHeaders: unknown[] = Array.isArray(raw.rawHeaders) ? raw.rawHeaders : []
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = rawHeaders[index]
     const value = rawHeaders[index + 1]
     if (typeof name !== 'string' || typeof value !== 'string') continue
