@@ -108,6 +108,7 @@ function onFrames (conn, chunk) {
       } else if (buffer[start] === 0x34 && buffer[start + 1] === 0x30) { // "40": namespace connected
         conn.ready()
       } else if (buffer[start] === 0x32 && size === 1) { // "2": engine.io ping
+        pongs++
         conn.socket.write(SIO_PONG)
       }
     } else if (opcode === 9) {

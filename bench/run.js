@@ -6,9 +6,12 @@
 //   --sizes=a,b        client counts of the main scenarios (ascending; latency rates are set for 1000 and 10000)
 //   --impl=a,b         only these implementations (the reference is always kept); `hub-metrics`, the hub
 //                      with the `metrics` option on, runs only when named (BENCHMARKS.md "Metrics")
-//   --only=main,typed,stall,heartbeat,two-node   only these scenario groups
+//   --only=main,typed,stall,heartbeat,idle,two-node   only these scenario groups
+//   --idle-ms=N        length of the idle scenario's CPU window (default 40000: two heartbeat intervals)
+//   --idle-reps=N      repetitions of the idle scenario (default 2; 1 with --quick)
 //   --cpu-prof         run the hub server under `node --cpu-prof` (profiles in bench/results/)
 import { execFileSync, spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
@@ -16,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { killChildren, killChildrenOnExit, trackChild } from './children.js'
 import { caller } from './ipc.js'
 import { cpuUsOf } from './measure.js'
+import { reachableRedis } from './redis-admin.js'
 import { sleep } from './wait.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -46,13 +50,15 @@ const chosen = valueOf('impl')?.split(',')
 const only = (names, reference) => chosen === undefined ? names : names.filter((name) => name === reference || chosen.includes(name))
 const impls = only(chosen === undefined ? IMPLS : [...IMPLS, 'hub-metrics'], REFERENCE)
 const typedImpls = only(TYPED_IMPLS, TYPED_REFERENCE)
-const groups = valueOf('only')?.split(',') ?? ['main', 'typed', 'stall', 'heartbeat', 'two-node']
+const groups = valueOf('only')?.split(',') ?? ['main', 'typed', 'stall', 'heartbeat', 'idle', 'two-node']
 
 const config0 = quick
-  ? { sizes: [100, 500], reps: 1, deliveries: { 1: 10_000, 10: 20_000, rooms: 10_000, warm: 5000 }, roundDeliveries: 10_000, latencyMs: 500, latencyRate: { 100: 50, 500: 20 }, stall: { clients: 20, size: 65_536, rate: 40, ms: 1000 }, heartbeat: { clients: 500, ms: 1200 }, typed: { clients: 100, requests: 10_000, deliveries: 20_000 } }
-  : { sizes: [1000, 10_000], reps: 3, deliveries: { 1: 60_000, 10: 200_000, rooms: 60_000, warm: 20_000 }, roundDeliveries: 50_000, latencyMs: 2000, latencyRate: { 1000: 20, 10_000: 2 }, stall: { clients: 50, size: 65_536, rate: 40, ms: 3000 }, heartbeat: { clients: 10_000, ms: 3000 }, typed: { clients: 1000, requests: 60_000, deliveries: 200_000 } }
+  ? { sizes: [100, 500], reps: 1, deliveries: { 1: 10_000, 10: 20_000, rooms: 10_000, warm: 5000 }, roundDeliveries: 10_000, latencyMs: 500, latencyRate: { 100: 50, 500: 20 }, stall: { clients: 20, size: 65_536, rate: 40, ms: 1000 }, heartbeat: { clients: 500, ms: 1200 }, idle: { clients: 500, settleMs: 500, ms: 3000, reps: 1 }, typed: { clients: 100, requests: 10_000, deliveries: 20_000 } }
+  : { sizes: [1000, 10_000], reps: 3, deliveries: { 1: 60_000, 10: 200_000, rooms: 60_000, warm: 20_000 }, roundDeliveries: 50_000, latencyMs: 2000, latencyRate: { 1000: 20, 10_000: 2 }, stall: { clients: 50, size: 65_536, rate: 40, ms: 3000 }, heartbeat: { clients: 10_000, ms: 3000 }, idle: { clients: 10_000, settleMs: 3000, ms: 40_000, reps: 2 }, typed: { clients: 1000, requests: 60_000, deliveries: 200_000 } }
 const config = { ...config0, sizes: valueOf('sizes')?.split(',').map(Number) ?? config0.sizes }
 config.reps = Number(valueOf('reps') ?? config.reps)
+config.idle = { ...config.idle, ms: Number(valueOf('idle-ms') ?? config.idle.ms), reps: Number(valueOf('idle-reps') ?? config.idle.reps) }
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 /** Broadcasts per second of the latency scenario: a fixed rate well below saturation (20k deliveries/s by default). */
 const rateFor = (clients) => config.latencyRate[clients] ?? Math.max(1, Math.round(20_000 / clients))
 const MESSAGE_SIZE = 100
@@ -70,7 +76,7 @@ function fileLimit () {
     return 0
   }
 }
-const NEEDED_FILES = Math.max(...config.sizes, config.heartbeat.clients) + 2048
+const NEEDED_FILES = Math.max(...config.sizes, config.heartbeat.clients, config.idle.clients) + 2048
 const raiseLimit = fileLimit() < NEEDED_FILES
 
 /** Starts a child with an IPC channel (through `sh -c 'ulimit -n ...; exec node'` when the limit is low). */
@@ -328,6 +334,87 @@ async function heartbeatSession (variant, fleet) {
   }
 }
 
+/**
+ * The idle scenario's servers: what an idle node costs with its liveness machinery at its defaults.
+ * The hub with its default heartbeat (a ping every 20 s) and read timeout, alone and on the Redis
+ * adapter (lease, stall watch, room subscriptions); socket.io with its own ping (every 25 s); a
+ * plain ws server that pings nobody (the floor: what idle sockets cost when nothing runs).
+ */
+const IDLE_VARIANTS = [
+  { name: 'ws, no ping', impl: 'ws-loop', options: {} },
+  { name: 'socket.io, ping 25 s', impl: 'socket.io', options: {} },
+  { name: 'hub, heartbeat 20 s', impl: 'hub', options: { hubDefaults: true } },
+  { name: 'hub + redis, hb 20 s', impl: 'hub-redis', options: { hubDefaults: true } },
+  { name: 'hub, heartbeat off', impl: 'hub', options: { hubDefaults: true, heartbeat: false } }
+]
+const IDLE_CPU_REFERENCE = 'socket.io, ping 25 s'
+const IDLE_HEAP_REFERENCE = 'ws, no ping'
+
+/**
+ * One idle server: heap and RSS per connection after full GCs with N idle clients (minus none),
+ * then its CPU over a window in which the clients only answer pings.
+ */
+async function idleSession (variant, fleet) {
+  const { clients, settleMs, ms } = config.idle
+  const options = variant.impl === 'hub-redis' ? { ...variant.options, redisUrl: REDIS_URL, redisPrefix: `bench-idle-${randomUUID()}` } : variant.options
+  const server = await startServer(variant.impl, options)
+  try {
+    const empty = await server.call('memory')
+    await connect(fleet, server, clients)
+    const connected = await waitForCount(server, clients)
+    if (connected !== clients) throw new Error(`${variant.name}: ${connected} of ${clients} clients registered`)
+    await sleep(settleMs)
+    const memory = perConnection(await server.call('memory'), empty, clients)
+    await sleep(1000)
+    const pongsBefore = await fleet.call('pongs')
+    const before = await server.call('cpu')
+    const fleetBefore = await fleet.call('cpu')
+    await sleep(ms)
+    const after = await server.call('cpu')
+    const fleetAfter = await fleet.call('cpu')
+    const pings = (await fleet.call('pongs')) - pongsBefore
+    const seconds = (after.wall - before.wall) / 1e6
+    const resources = await server.call('resources')
+    return {
+      variant: variant.name,
+      cpuMsPerSec: cpuUsOf(after, before) / 1000 / seconds,
+      clientCpuMsPerSec: cpuUsOf(fleetAfter, fleetBefore) / 1000 / seconds,
+      pingsPerSec: pings / seconds,
+      heapBytes: memory.heapBytes,
+      rssBytes: memory.rssBytes,
+      timers: resources.Timeout ?? 0,
+      immediates: resources.Immediate ?? 0,
+      stillOpen: await server.call('count')
+    }
+  } finally {
+    await fleet.call('closeAll')
+    await stop(server)
+  }
+}
+
+function idleTable (sessions, variants) {
+  const perVariant = (name, pick) => median(sessions.filter((s) => s.variant === name).map(pick))
+  const cpuRef = perVariant(IDLE_CPU_REFERENCE, (s) => s.cpuMsPerSec)
+  const heapRef = perVariant(IDLE_HEAP_REFERENCE, (s) => s.heapBytes)
+  const columns = ['CPU ms/s', 'x socket.io', 'pings/s', 'heap/conn KB', 'x ws', 'rss/conn KB', 'timers', 'client ms/s', 'open']
+  const lines = [pad('variant', 24, true) + columns.map((h) => pad(h, 13)).join('')]
+  for (const { name } of variants) {
+    const cpu = perVariant(name, (s) => s.cpuMsPerSec)
+    const heap = perVariant(name, (s) => s.heapBytes)
+    lines.push(pad(name, 24, true) + [
+      format(cpu, 3), cpuRef ? `${(cpu / cpuRef).toFixed(2)}x` : '-', format(perVariant(name, (s) => s.pingsPerSec), 0),
+      format(heap / 1024, 2), heapRef ? `${(heap / heapRef).toFixed(2)}x` : '-', format(perVariant(name, (s) => s.rssBytes) / 1024, 2),
+      format(perVariant(name, (s) => s.timers), 0), format(perVariant(name, (s) => s.clientCpuMsPerSec), 1), format(perVariant(name, (s) => s.stillOpen), 0)
+    ].map((cell) => pad(cell, 13)).join(''))
+  }
+  lines.push('', 'per repetition (CPU ms/s, heap/conn KB):')
+  for (const { name } of variants) {
+    const own = sessions.filter((s) => s.variant === name)
+    lines.push(`  ${pad(name, 22, true)} ${own.map((s) => `${s.cpuMsPerSec.toFixed(3)} / ${(s.heapBytes / 1024).toFixed(2)}`).join(', ')}`)
+  }
+  return lines.join('\n')
+}
+
 async function twoNode () {
   const script = join(here, 'two-node.js')
   if (!existsSync(script)) return { skipped: 'bench/two-node.js does not exist' }
@@ -517,6 +604,29 @@ async function main () {
       console.log(text)
       output.heartbeat = results
       output.heartbeatTable = text
+    }
+    if (groups.includes('idle')) {
+      const { Redis } = await import('ioredis')
+      const redis = await reachableRedis(Redis, REDIS_URL)
+      redis?.disconnect()
+      if (redis === undefined) console.log(`\nidle: no Redis at ${REDIS_URL} (set REDIS_URL): the hub + redis variant is left out`)
+      const variants = IDLE_VARIANTS.filter((v) => (redis !== undefined || v.impl !== 'hub-redis') && (chosen === undefined || chosen.includes(v.impl) || [IDLE_CPU_REFERENCE, IDLE_HEAP_REFERENCE].includes(v.name) || (v.impl === 'hub-redis' && chosen.includes('hub'))))
+      const sessions = []
+      for (let rep = 0; rep < config.idle.reps; rep++) {
+        const order = variants.map((_, i) => variants[(i + rep) % variants.length])
+        for (const variant of order) {
+          const t = Date.now()
+          sessions.push(await idleSession(variant, fleet))
+          step(`idle ${variant.name}`)
+          if (flag('verbose')) console.log(`  idle rep ${rep + 1}/${config.idle.reps} ${variant.name}: ${((Date.now() - t) / 1000).toFixed(1)} s`)
+        }
+      }
+      const text = idleTable(sessions, variants)
+      const { clients, ms, reps } = config.idle
+      console.log(`\nIdle cost: ${clients} idle clients that answer pings; server CPU over ${ms / 1000} s (ms of CPU per second), ` +
+        `heap and RSS per connection after full GCs; medians of ${reps}; timers = active Timeout handles\n`)
+      console.log(text)
+      output.idle = { sessions, table: text }
     }
     if (groups.includes('two-node') && !quick) {
       output.twoNode = await twoNode()

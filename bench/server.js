@@ -164,15 +164,18 @@ async function socketIo () {
   }
 }
 
-/** fastify-ws-hub as every hub variant of the bench runs it: no heartbeat, handshake or read timeout. */
+/**
+ * fastify-ws-hub as every hub variant of the bench runs it: no heartbeat, handshake or read timeout;
+ * with `options.hubDefaults` (the idle scenario) the hub's own defaults for those instead.
+ */
 async function hubApp (extra = {}) {
   const { default: Fastify } = await import('fastify')
   const { default: fastifyWsHub, Type } = await importBuild()
   const app = Fastify()
   await app.register(fastifyWsHub, {
-    heartbeat: options.heartbeat ?? false,
-    handshakeMessage: false,
-    readTimeout: 0,
+    ...(options.hubDefaults === true
+      ? (options.heartbeat === undefined ? {} : { heartbeat: options.heartbeat })
+      : { heartbeat: options.heartbeat ?? false, handshakeMessage: false, readTimeout: 0 }),
     ...extra,
     ...(options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: options.maxBufferedBytes })
   })
@@ -332,6 +335,11 @@ const factories = {
   hub,
   // The histograms observed and rendered by the hub (prom-client is not loaded in the bench).
   'hub-metrics': () => hub({ metrics: { promClient: false } }),
+  // The Redis adapter with its defaults (lease, stall watch, subscriptions), on a prefix of its own.
+  'hub-redis': async () => {
+    const { redisAdapter } = await import('../dist/adapters/redis/index.js')
+    return hub({ adapter: redisAdapter({ url: options.redisUrl, prefix: options.redisPrefix }) })
+  },
   'hub-typed': hubTyped,
   'hub-json': hubJson,
   'socket.io-ack': socketIoAck
@@ -366,6 +374,12 @@ serve({
     return memory()
   },
   memoryNow: memory,
+  /** The process's timers and handles by type (`Timeout`, `TCPWrap`, ...): are there timers per client? */
+  resources () {
+    const counts = {}
+    for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1
+    return counts
+  },
   buffered: () => server.buffered(),
   stats: () => server.stats?.(),
   /** Broadcasts `turns` event-loop turns of `perTurn` messages (to all, to each room, or as events), as fast as it can. */

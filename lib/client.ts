@@ -11,6 +11,8 @@ import { encodeMessage, type OutgoingMessage } from './message.ts'
 import { encodeEvent, type EventType, type HubEvents } from './typed/index.ts'
 import type { ClientSession } from './recovery/session.ts'
 import { roomStream } from './recovery/store.ts'
+import { inRoom, roomSet, type ClientRooms } from './client-rooms.ts'
+import { ClientRare } from './client-rare.ts'
 
 /** Where a client is in its life: `open` until a close starts, `closing` until the socket ends. */
 export type ClientState = 'open' | 'closing' | 'closed'
@@ -53,8 +55,8 @@ export class Client<
   readonly id: string
   /** The hub this client belongs to; its `broadcastEvent` takes the events of this client's route. */
   readonly hub: Hub<TEvents>
-  /** The custom params `onUpgrade` returned, typed from the route's `params` schema. */
-  readonly params: TParams
+  /** The params `onUpgrade` returned; undefined until first asked for when there were none (then `{}`). */
+  #params: TParams | undefined
   /** The upgrade request (its `id`, `query`, `headers`, decorators), typed from the route's `schema`. */
   readonly request: TRequest
   /** The underlying `ws` WebSocket; frames written past the hub lose its ordering guarantees. */
@@ -71,16 +73,14 @@ export class Client<
   /** @internal */ _state: ClientState = 'open'
   /** @internal its handshake message is on its way: other messages may follow (until then, none is written) */
   _greeted = false
-  /** @internal created on the first join: most clients never join a room */
-  _rooms: Set<string> | undefined
+  /** @internal none, one room's name, or a set from the second room on (see client-rooms.ts) */
+  _rooms: ClientRooms
   /** @internal */ _heartbeatFailures = 0
   /** @internal */ _awaitingPong = false
   /** @internal last time a message or pong arrived, or a handler was running */
   _lastSeen: number
   /** @internal when the client was first seen above maxBufferedBytes; 0 when it is not */
   _slowSince = 0
-  /** @internal when a server-side close began; 0 while open */
-  _closingSince = 0
   /** @internal corked by the fan-out until the end of this event-loop turn */
   _corked = false
   /** @internal bytes corked since the socket was last handed to the kernel */
@@ -93,41 +93,24 @@ export class Client<
   _broadcastMark = 0
   /** @internal a handler (onOpen or onMessage) is running; the socket is paused meanwhile */
   _busy = false
-  /** @internal messages read while a handler was running; bounded by what one read holds */
-  _queue: QueuedMessage[] | undefined
-  /** @internal onError already ran: it runs at most once per client */
-  _errored = false
-  /** @internal the socket has closed; onClose waits for the running handler */
-  _socketClosed = false
-  /** @internal code and reason of the close, kept until onClose runs */
-  _closeCode: number = CloseCode.abnormal
-  /** @internal */ _closeReason = ''
-  /** @internal the close code ws sent when it closed the client for a protocol error; 0 if none */
-  _protocolCloseCode = 0
-  /** @internal timestamps of messages in the current rate-limit window */
-  _windowStart = 0
-  /** @internal */ _windowCount = 0
-  /** @internal invalid frames this client sent to a typed route */
-  _invalidMessages = 0
   /** @internal remote address, kept to release its per-IP slot ('' when addresses are not counted) */
   _ip: string
   /** @internal its session, on a typed route of a hub with `recovery` */
   _session: ClientSession | undefined
   /** @internal last time a message or a pong arrived (not a handler's end): what proves the socket alive */
   _heardAt: number
-  /** @internal another node asked for its session: a ping is out to see whether the socket is alive */
-  _probing = false
-  #log: FastifyBaseLogger | undefined
+  /** What most clients never set (see ClientRare); undefined until the first write of one of its fields. */
+  #rare: ClientRare | undefined
 
   /** @internal clients are created by the hub when an upgrade succeeds */
-  constructor (core: HubCore, hub: Hub<TEvents>, socket: WebSocket, request: TRequest, params: TParams, handlers: RouteHandlers, ip: string, id?: string) {
+  constructor (core: HubCore, hub: Hub<TEvents>, socket: WebSocket, request: TRequest, params: TParams | undefined, handlers: RouteHandlers, ip: string, id?: string) {
     // randomUUID() returns a rope of ~16 cons strings (~450 bytes kept per client); one flat copy is 56 bytes
     this.id = id ?? Buffer.from(randomUUID(), 'latin1').toString('latin1')
     this._core = core
     this.hub = hub
     this.socket = socket
     this.request = request
-    this.params = params
+    this.#params = params
     this._handlers = handlers
     this._ip = ip
     this._lastSeen = Date.now()
@@ -140,11 +123,59 @@ export class Client<
     return this as unknown as Client
   }
 
+  /**
+   * The custom params `onUpgrade` returned, typed from the route's `params` schema (`{}` without
+   * `onUpgrade`). Always the same object for a client.
+   */
+  get params (): TParams {
+    // Most routes have no onUpgrade: their clients make no empty object until one is asked for.
+    this.#params ??= {} as TParams
+    return this.#params
+  }
+
   /** A child of the request's logger bound to this client's id (made on first use). */
   get log (): FastifyBaseLogger {
-    this.#log ??= this.request.log.child({ clientId: this.id })
-    return this.#log
+    const rare = this.#more()
+    rare.log ??= this.request.log.child({ clientId: this.id })
+    return rare.log
   }
+
+  #more (): ClientRare {
+    this.#rare ??= new ClientRare()
+    return this.#rare
+  }
+
+  // The fields of ClientRare, under the names the rest of the hub uses: reads of an unset one give its default.
+  /** @internal messages read while a handler was running */
+  get _queue (): QueuedMessage[] | undefined { return this.#rare?.queue }
+  set _queue (value: QueuedMessage[] | undefined) { this.#more().queue = value }
+  /** @internal onError already ran */
+  get _errored (): boolean { return this.#rare?.errored ?? false }
+  set _errored (value: boolean) { this.#more().errored = value }
+  /** @internal when a server-side close began; 0 while open */
+  get _closingSince (): number { return this.#rare?.closingSince ?? 0 }
+  set _closingSince (value: number) { this.#more().closingSince = value }
+  /** @internal the close code, kept until onClose runs */
+  get _closeCode (): number { return this.#rare?.closeCode ?? CloseCode.abnormal }
+  set _closeCode (value: number) { this.#more().closeCode = value }
+  /** @internal the close reason, kept until onClose runs */
+  get _closeReason (): string { return this.#rare?.closeReason ?? '' }
+  set _closeReason (value: string) { this.#more().closeReason = value }
+  /** @internal the close code ws sent for a protocol error; 0 if none */
+  get _protocolCloseCode (): number { return this.#rare?.protocolCloseCode ?? 0 }
+  set _protocolCloseCode (value: number) { this.#more().protocolCloseCode = value }
+  /** @internal start of the current rate-limit window */
+  get _windowStart (): number { return this.#rare?.windowStart ?? 0 }
+  set _windowStart (value: number) { this.#more().windowStart = value }
+  /** @internal messages in the current rate-limit window */
+  get _windowCount (): number { return this.#rare?.windowCount ?? 0 }
+  set _windowCount (value: number) { this.#more().windowCount = value }
+  /** @internal invalid frames sent to a typed route */
+  get _invalidMessages (): number { return this.#rare?.invalidMessages ?? 0 }
+  set _invalidMessages (value: number) { this.#more().invalidMessages = value }
+  /** @internal a ping is out to see whether the socket is alive */
+  get _probing (): boolean { return this.#rare?.probing ?? false }
+  set _probing (value: boolean) { this.#more().probing = value }
 
   /**
    * Whether this connection resumed a session with everything it missed (same id, rooms, and the
@@ -162,7 +193,7 @@ export class Client<
 
   /** The rooms this client has joined. */
   get rooms (): ReadonlySet<string> {
-    return this._rooms ?? EMPTY_ROOMS
+    return roomSet(this) ?? EMPTY_ROOMS
   }
 
   /** Consecutive pings this client has left unanswered right now. */
@@ -209,7 +240,7 @@ export class Client<
     // The session keeps the room, from the room's position once this node receives it: a resume
     // replays the room from there.
     return joined.then(() => store.top(roomStream(room))).then((position) => {
-      if (this._session !== undefined && this._rooms?.has(room) === true) store.joinSession(this.id, room, position)
+      if (this._session !== undefined && inRoom(this, room)) store.joinSession(this.id, room, position)
     }).catch((error: unknown) => {
       this.log.warn({ err: error, room }, 'fastify-ws-hub: the session does not keep this room (the history store did not answer)')
     })
@@ -217,7 +248,7 @@ export class Client<
 
   /** Leaves a room. */
   leave (room: string): void {
-    if (this._rooms?.has(room) === true && this._session !== undefined) this._core.store?.leaveSession(this.id, room)
+    if (this._session !== undefined && inRoom(this, room)) this._core.store?.leaveSession(this.id, room)
     this._core.leave(this.#untyped, room)
   }
 
@@ -232,6 +263,7 @@ export class Client<
     this.socket.close(code, reason)
     this._state = 'closing'
     this._closingSince = Date.now()
+    this._core.closesBegun++
   }
 
   /** @internal destroys the TCP socket at once (the peer sees 1006) */
@@ -239,6 +271,7 @@ export class Client<
     if (this._state === 'open') {
       this._state = 'closing'
       this._closingSince = Date.now()
+      this._core.closesBegun++
     }
     this.socket.terminate()
   }

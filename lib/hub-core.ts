@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { HubAdapter, HubEnvelope, HubNode, NodeMessage } from './adapters/adapter.ts'
 import { memoryAdapter } from './adapters/memory.ts'
 import type { Client } from './client.ts'
+import { addRoom, deleteRoom, inRoom, takeRooms } from './client-rooms.ts'
 import type { Hub } from './hub.ts'
 import { CloseCode } from './constants.ts'
 import { refuseUpgrade } from './upgrade-refusal.ts'
@@ -68,6 +69,8 @@ export class HubCore implements HubNode {
   /** Open clients per remote address, for `maxConnectionsPerIp`. */
   readonly clientsPerIp = new Map<string, number>()
   closing = false
+  /** Closes begun by the server (`client.close`, terminations): a new one gives the heartbeat a deadline to watch. */
+  closesBegun = 0
   /** Upgrades admitted but neither opened nor refused yet: each holds a connection slot and an IP slot. */
   pendingUpgrades = 0
   /**
@@ -234,8 +237,7 @@ export class HubCore implements HubNode {
     if (client._session !== undefined) this.store?.endSession(client.id, client._session.tokenDigest)
     this.#delivered.delete(`c:${client.id}`)
     if (client._rooms !== undefined) {
-      for (const room of client._rooms) this.#leaveRoom(client, room)
-      client._rooms.clear()
+      for (const room of takeRooms(client)) this.#leaveRoom(client, room)
     }
     this.releaseIp(client._ip)
   }
@@ -253,16 +255,14 @@ export class HubCore implements HubNode {
     }
     members.add(client)
     this.membershipVersion++
-    client._rooms ??= new Set()
-    const added = !client._rooms.has(room)
-    client._rooms.add(room)
+    const added = addRoom(client, room)
     if (added && this.presence?.covers(room) === true) this.presence.entered(client, room)
     // Every join asks, not only the first: a second member must wait for a subscription still on its way.
     return this.adapter.watch?.('room', room) ?? RESOLVED
   }
 
   leave (client: Client, room: string): void {
-    if (client._rooms?.delete(room) === true) this.#leaveRoom(client, room)
+    if (deleteRoom(client, room)) this.#leaveRoom(client, room)
   }
 
   #leaveRoom (client: Client, room: string): void {
@@ -566,7 +566,7 @@ export class HubCore implements HubNode {
     const earlier = via === undefined ? [] : rooms.slice(0, rooms.indexOf(via))
     for (const client of members) {
       if (client.id === except) continue
-      if (earlier.length > 0 && earlier.some(name => client._rooms?.has(name) === true)) {
+      if (earlier.length > 0 && earlier.some(name => inRoom(client, name))) {
         skipped?.(client)
         continue
       }

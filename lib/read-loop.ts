@@ -124,7 +124,7 @@ function handlerSettled (client: Client): void {
     handleMessage(client, next.data, next.isBinary)
   }
   if (client._busy) return
-  if (client._socketClosed) {
+  if (client._state === 'closed') {
     finishClose(client)
   } else {
     client.socket.resume()
@@ -256,8 +256,8 @@ function onSocketError (this: WebSocket, error: Error): void {
 
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   const client = (this as HubSocket)[kClient]
+  // 'closed' only from here: the socket has closed, and onClose waits for a running handler.
   client._state = 'closed'
-  client._socketClosed = true
   // After a protocol error ws stops reading, so the peer's answer to its close frame is never
   // seen and ws reports 1006: the code that closed the connection is the one ws sent.
   client._closeCode = code === CloseCode.abnormal && client._protocolCloseCode !== 0 ? client._protocolCloseCode : code

@@ -9,6 +9,7 @@ import { releaseAdmission, settleAdmission } from './admission.ts'
 import { compressionOf } from './deflate.ts'
 import { directStreamOf } from './fanout.ts'
 import { rejectUnknownKeys } from './known-keys.ts'
+import { shareHeaderStrings } from './shared-strings.ts'
 import type { Hub } from './hub.ts'
 import type { HubCore } from './hub-core.ts'
 import { openClient, type RouteHandlers } from './read-loop.ts'
@@ -108,10 +109,22 @@ function hooksOf<T> (hooks: T | T[] | undefined): T[] {
  * The hub reports socket errors itself (onError, once). Measured: about 1.6 KB less per client.
  * The socket also leaves the ws server's client set: the hub tracks it, and closes it at shutdown
  * with 1001, even when a @fastify/websocket registered before the hub closes that set's members
- * without a code first.
+ * without a code first. The request, which the client keeps, lets go of the upgrade's head
+ * (a slice that holds the whole request's bytes, about 350 bytes), which only the upgrade used,
+ * and shares its header strings with other requests.
  */
-function releaseUpgradeLeftovers (socket: WebSocket, server: WebSocketServer): void {
-  server.clients?.delete(socket)
+function releaseUpgradeLeftovers (socket: WebSocket, server: WebSocketServer, raw: FastifyRequest['raw']): void {
+  // ws's close listener (a closure per socket) only takes the socket out of that set again: the
+  // first one, as ws adds it before it hands the socket over.
+  if (server.clients?.delete(socket) === true) {
+    const tracking = socket.listeners('close')[0]
+    if (tracking !== undefined) socket.removeListener('close', tracking as (...args: unknown[]) => void)
+  }
+  for (const key of Object.getOwnPropertySymbols(raw)) {
+    // Set, not deleted: deleting a property would turn the request into a slower, larger dictionary.
+    if (key.description === 'ws-head') (raw as unknown as Record<symbol, unknown>)[key] = undefined
+  }
+  shareHeaderStrings(raw)
   const tcp = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket (target: unknown): void } | null } })._socket
   tcp?._httpMessage?.detachSocket(tcp)
   const errorListeners = socket.listeners('error')
@@ -247,8 +260,9 @@ export function registerHubRoute (
       socket.close(CloseCode.goingAway, 'server shutdown')
       return
     }
-    releaseUpgradeLeftovers(socket, instance.websocketServer)
-    const clientParams = (upgradeParams.get(request) ?? {}) as Record<string, unknown>
+    releaseUpgradeLeftovers(socket, instance.websocketServer, request.raw)
+    // Without onUpgrade's params the client makes its empty `{}` when first asked for it.
+    const clientParams = upgradeParams.get(request) as Record<string, unknown> | undefined
     const compression = compressionOf(socket, request.raw, core.sharedDeflate)
     const create = (id: string | undefined, ip: string): Client => {
       const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, ip, id)
@@ -261,7 +275,7 @@ export function registerHubRoute (
     }
     if (store !== undefined) {
       const admission = { settle: () => settleAdmission(core, request), release: () => releaseAdmission(core, request) }
-      openWithSession(core, store, socket, request.raw.url, clientParams, admission, create)
+      openWithSession(core, store, socket, request.raw.url, clientParams ?? {}, admission, create)
       return
     }
     openClient(create(undefined, settleAdmission(core, request)))

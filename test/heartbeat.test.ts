@@ -83,6 +83,17 @@ test('the heartbeat payload option is what the pings carry', async (t) => {
   assert.equal(payload?.toString(), 'custom')
 })
 
+/**
+ * Waits for a silent client's close and checks it is 1001 idle, never before readTimeout: the
+ * sweep runs every readTimeout / 4, and a loaded machine runs it late, hence the second of slack.
+ */
+async function closedAsIdle (silent: Awaited<ReturnType<typeof connect>>, started: number, readTimeout: number): Promise<void> {
+  assert.deepEqual(await silent.closed, { code: 1001, reason: 'idle' })
+  const elapsed = Date.now() - started
+  assert.ok(elapsed >= readTimeout, `closed as idle after ${elapsed} ms, before readTimeout`)
+  assert.ok(elapsed <= readTimeout * 1.25 + 1000, `closed as idle after ${elapsed} ms`)
+}
+
 test('a client silent for readTimeout is closed with 1001 idle; messages keep it alive', async (t) => {
   const readTimeout = 1000
   const app = await createApp(t, { readTimeout, handshakeMessage: false })
@@ -93,15 +104,24 @@ test('a client silent for readTimeout is closed with 1001 idle; messages keep it
   t.after(() => clearInterval(keepAlive))
   // Taken before the silent client connects: the server saw it no earlier than this.
   const started = Date.now()
-  const silent = await connect(`${url}/ws`)
-  assert.deepEqual(await silent.closed, { code: 1001, reason: 'idle' })
-  const elapsed = Date.now() - started
-  // Never before readTimeout; the sweep runs every readTimeout / 4, and a loaded machine runs it
-  // late, hence the second of slack.
-  assert.ok(elapsed >= readTimeout, `closed as idle after ${elapsed} ms, before readTimeout`)
-  assert.ok(elapsed <= readTimeout * 1.25 + 1000, `closed as idle after ${elapsed} ms`)
+  await closedAsIdle(await connect(`${url}/ws`), started, readTimeout)
   // The chatty client has by now been connected longer than readTimeout: its messages kept it.
   assert.equal(chatty.socket.readyState, chatty.socket.OPEN)
+  assert.equal(app.hub.stats().idleCloses, 1)
+})
+
+test('a client that opens on a hub with no other client, and stays silent, is closed as idle on time', async (t) => {
+  // The default writeTimeout: the heartbeat walks its clients only when something can be due, and
+  // a client that opens after a walk over no client at all must still be one of those things.
+  const readTimeout = 600
+  const app = await createApp(t, { readTimeout, handshakeMessage: false })
+  app.hub.route({ url: '/ws' })
+  const url = await listen(app)
+  // Let a few ticks pass over the empty hub first.
+  await sleep(400)
+  // Within the bound below: far sooner than the walk that writeTimeout / 4 (8.75 s) forces anyway.
+  const started = Date.now()
+  await closedAsIdle(await connect(`${url}/ws`), started, readTimeout)
   assert.equal(app.hub.stats().idleCloses, 1)
 })
 
