@@ -247,7 +247,8 @@ export function registerHubRoute (
       return
     }
     releaseUpgradeLeftovers(socket, instance.websocketServer)
-    const clientParams = (upgradeParams.get(request) ?? {}) as Record<string, unknown>
+    // Only a route with onUpgrade has params to look up.
+    const clientParams = (onUpgrade === undefined ? {} : upgradeParams.get(request) ?? {}) as Record<string, unknown>
     const create = (id: string | undefined, ip: string): Client => {
       const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, ip, id)
       client._raw = directStreamOf(socket)
