@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { Redis } from 'ioredis'
+import { redisAdapter } from '../dist/adapters/redis/index.js'
+import { join, startNode } from './adapter-contract.js'
+import { eventually, uniquePrefix, useRedis } from './redis-env.js'
+
+// When a node's publishes leave: at the end of their callback while Redis has none of the node's
+// commands to answer (latency: nothing else of the loop turn runs first), at the end of the loop
+// turn while some are in flight (one pipeline for the publishes of many callbacks).
+
+/** The user's client handed to the adapter, with its PUBLISH and pipelines counted. */
+function countedClient (url: string): { redis: Redis, publishes: () => number, pipelines: number[] } {
+  const redis = new Redis(url)
+  redis.on('error', () => {})
+  let publishes = 0
+  const pipelines: number[] = []
+  const publish = redis.publish.bind(redis)
+  redis.publish = ((...args: Parameters<Redis['publish']>) => {
+    publishes++
+    return publish(...args)
+  }) as Redis['publish']
+  const pipeline = redis.pipeline.bind(redis)
+  redis.pipeline = ((...args: Parameters<Redis['pipeline']>) => {
+    const made = pipeline(...args)
+    const exec = made.exec.bind(made)
+    made.exec = ((...more: Parameters<typeof made.exec>) => {
+      pipelines.push(made.length)
+      return exec(...more)
+    }) as typeof made.exec
+    return made
+  }) as Redis['pipeline']
+  return { redis, publishes: () => publishes, pipelines }
+}
+
+test('a broadcast made while Redis is idle is published at the end of its callback, before the other callbacks of the loop turn', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const prefix = uniquePrefix()
+  const counted = countedClient(url)
+  t.after(() => counted.redis.disconnect())
+  const a = await startNode(t, redisAdapter({ client: counted.redis, prefix }))
+  const b = await startNode(t, redisAdapter({ url, prefix }))
+  const remote = await join(b)
+  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] === 0, 3000, 'node a to have nothing in flight')
+
+  const before = counted.publishes()
+  let publishedFirst: boolean | undefined
+  // Queued ahead of the broadcast: it runs before a publish that waits for the end of the turn.
+  setImmediate(() => { publishedFirst = counted.publishes() > before })
+  a.app.hub.broadcast('at once')
+  await eventually(() => remote.data().includes('at once'), 3000, 'the broadcast on node b')
+  assert.equal(publishedFirst, true)
+})
+
+test('while a publish is in flight, the broadcasts of several callbacks of one loop turn share one pipeline, in order', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const prefix = uniquePrefix()
+  const counted = countedClient(url)
+  t.after(() => counted.redis.disconnect())
+  const a = await startNode(t, redisAdapter({ client: counted.redis, prefix }))
+  const b = await startNode(t, redisAdapter({ url, prefix }))
+  const remote = await join(b)
+  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] === 0, 3000, 'node a to have nothing in flight')
+
+  // Redis holds the first PUBLISH's answer until the gate opens: the node has a command in flight.
+  let open = (): void => {}
+  const gate = new Promise<void>(resolve => { open = resolve })
+  const publish = counted.redis.publish.bind(counted.redis)
+  counted.redis.publish = ((...args: Parameters<Redis['publish']>) => {
+    const sent = publish(...args)
+    return gate.then(() => sent)
+  }) as Redis['publish']
+  a.app.hub.broadcast('first')
+  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] > 0, 3000, 'the first publish in flight')
+  const pipelinesBefore = counted.pipelines.length
+  await new Promise<void>(resolve => {
+    setImmediate(() => { a.app.hub.broadcast('second') })
+    setImmediate(() => { a.app.hub.broadcast('third') })
+    setImmediate(resolve)
+  })
+  await eventually(() => counted.pipelines.length > pipelinesBefore, 3000, 'a pipeline')
+  assert.deepEqual(counted.pipelines.slice(pipelinesBefore), [2])
+  open()
+  await eventually(() => remote.data().includes('third'), 3000, 'the broadcasts on node b')
+  assert.deepEqual(remote.data(), ['first', 'second', 'third'])
+})
