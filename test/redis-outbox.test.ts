@@ -86,3 +86,27 @@ test('while a publish is in flight, the broadcasts of several callbacks of one l
   await eventually(() => remote.data().includes('third'), 3000, 'the broadcasts on node b')
   assert.deepEqual(remote.data(), ['first', 'second', 'third'])
 })
+
+test('a broadcast is handed to Redis ahead of the frames to the node\'s own clients', async (t) => {
+  const url = await useRedis(t)
+  if (url === undefined) return
+  const prefix = uniquePrefix()
+  const counted = countedClient(url)
+  t.after(() => counted.redis.disconnect())
+  const a = await startNode(t, redisAdapter({ client: counted.redis, prefix }))
+  const local = await join(a)
+  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] === 0, 3000, 'node a to have nothing in flight')
+  const socket = a.app.hub.clients.get(local.id)?.socket
+  assert.ok(socket !== undefined)
+
+  // The local frame is still in the socket's buffer (corked until the turn's writes end) when the publish goes.
+  let localFrameWaiting: boolean | undefined
+  const publish = counted.redis.publish.bind(counted.redis)
+  counted.redis.publish = ((...args: Parameters<Redis['publish']>) => {
+    localFrameWaiting = socket.bufferedAmount > 0
+    return publish(...args)
+  }) as Redis['publish']
+  a.app.hub.broadcast('both ways')
+  await eventually(() => local.data().includes('both ways'), 3000, 'the broadcast on the local client')
+  assert.equal(localFrameWaiting, true)
+})
