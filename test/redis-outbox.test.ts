@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import { redisAdapter } from '../dist/adapters/redis/index.js'
-import { join, startNode } from './adapter-contract.js'
+import { join, startNode, type NodeClient, type TestNode } from './adapter-contract.js'
 import { eventually, uniquePrefix, useRedis } from './redis-env.js'
 
 // When a node's publishes leave: at the end of their callback while Redis has none of the node's
@@ -33,16 +33,28 @@ function countedClient (url: string): { redis: Redis, publishes: () => number, p
   return { redis, publishes: () => publishes, pipelines }
 }
 
-test('a broadcast made while Redis is idle is published at the end of its callback, before the other callbacks of the loop turn', async (t) => {
+/** Node a (on the counted client) and a client of node b, once a has nothing in flight; undefined without Redis. */
+async function publisherAndReceiver (t: TestContext): Promise<{ counted: ReturnType<typeof countedClient>, a: TestNode, remote: NodeClient } | undefined> {
   const url = await useRedis(t)
-  if (url === undefined) return
+  if (url === undefined) return undefined
   const prefix = uniquePrefix()
   const counted = countedClient(url)
   t.after(() => counted.redis.disconnect())
   const a = await startNode(t, redisAdapter({ client: counted.redis, prefix }))
   const b = await startNode(t, redisAdapter({ url, prefix }))
   const remote = await join(b)
-  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] === 0, 3000, 'node a to have nothing in flight')
+  await eventually(() => pendingBytes(a) === 0, 3000, 'node a to have nothing in flight')
+  return { counted, a, remote }
+}
+
+function pendingBytes (node: TestNode): number {
+  return node.app.hub.stats()['adapter.pendingBytes'] ?? 0
+}
+
+test('a broadcast made while Redis is idle is published at the end of its callback, before the other callbacks of the loop turn', async (t) => {
+  const setup = await publisherAndReceiver(t)
+  if (setup === undefined) return
+  const { counted, a, remote } = setup
 
   const before = counted.publishes()
   let publishedFirst: boolean | undefined
@@ -54,15 +66,9 @@ test('a broadcast made while Redis is idle is published at the end of its callba
 })
 
 test('while a publish is in flight, the broadcasts of several callbacks of one loop turn share one pipeline, in order', async (t) => {
-  const url = await useRedis(t)
-  if (url === undefined) return
-  const prefix = uniquePrefix()
-  const counted = countedClient(url)
-  t.after(() => counted.redis.disconnect())
-  const a = await startNode(t, redisAdapter({ client: counted.redis, prefix }))
-  const b = await startNode(t, redisAdapter({ url, prefix }))
-  const remote = await join(b)
-  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] === 0, 3000, 'node a to have nothing in flight')
+  const setup = await publisherAndReceiver(t)
+  if (setup === undefined) return
+  const { counted, a, remote } = setup
 
   // Redis holds the first PUBLISH's answer until the gate opens: the node has a command in flight.
   let open = (): void => {}
@@ -73,7 +79,7 @@ test('while a publish is in flight, the broadcasts of several callbacks of one l
     return gate.then(() => sent)
   }) as Redis['publish']
   a.app.hub.broadcast('first')
-  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] > 0, 3000, 'the first publish in flight')
+  await eventually(() => pendingBytes(a) > 0, 3000, 'the first publish in flight')
   const pipelinesBefore = counted.pipelines.length
   await new Promise<void>(resolve => {
     setImmediate(() => { a.app.hub.broadcast('second') })
@@ -88,14 +94,10 @@ test('while a publish is in flight, the broadcasts of several callbacks of one l
 })
 
 test('a broadcast is handed to Redis ahead of the frames to the node\'s own clients', async (t) => {
-  const url = await useRedis(t)
-  if (url === undefined) return
-  const prefix = uniquePrefix()
-  const counted = countedClient(url)
-  t.after(() => counted.redis.disconnect())
-  const a = await startNode(t, redisAdapter({ client: counted.redis, prefix }))
+  const setup = await publisherAndReceiver(t)
+  if (setup === undefined) return
+  const { counted, a } = setup
   const local = await join(a)
-  await eventually(() => a.app.hub.stats()['adapter.pendingBytes'] === 0, 3000, 'node a to have nothing in flight')
   const socket = a.app.hub.clients.get(local.id)?.socket
   assert.ok(socket !== undefined)
 
