@@ -8,6 +8,7 @@
 //                      with the `metrics` option on, runs only when named (BENCHMARKS.md "Metrics"); so does
 //                      `hub-base`, the hub built in $HUB_BASE_DIST (an older commit's dist/, for A/B in one run)
 //   --only=main,typed,stall,heartbeat,two-node   only these scenario groups
+//   --latency-ms=N     how long each latency measurement sends (default 2000; 500 with --quick)
 //   --measure=cpu,latency,memory   in `main`, only these measurements after each connect storm (the
 //                      storm, `upgrades`, is always measured: it is how the clients get there)
 //   --cpu-prof         run the hub server under `node --cpu-prof` (profiles in bench/results/)
@@ -58,6 +59,8 @@ const config0 = quick
   : { sizes: [1000, 10_000], reps: 3, deliveries: { 1: 60_000, 10: 200_000, rooms: 60_000, warm: 20_000 }, roundDeliveries: 50_000, latencyMs: 2000, latencyRate: { 1000: 20, 10_000: 2 }, stall: { clients: 50, size: 65_536, rate: 40, ms: 3000 }, heartbeat: { clients: 10_000, ms: 3000 }, typed: { clients: 1000, requests: 60_000, deliveries: 200_000 } }
 const config = { ...config0, sizes: valueOf('sizes')?.split(',').map(Number) ?? config0.sizes }
 config.reps = Number(valueOf('reps') ?? config.reps)
+// A longer latency window gives each repetition more broadcasts (at 10k clients, 2 a second)
+config.latencyMs = Number(valueOf('latency-ms') ?? config.latencyMs)
 /** Broadcasts per second of the latency scenario: a fixed rate well below saturation (20k deliveries/s by default). */
 const rateFor = (clients) => config.latencyRate[clients] ?? Math.max(1, Math.round(20_000 / clients))
 const MESSAGE_SIZE = 100
