@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { OriginForbiddenError, TooManyConnectionsError, TooManyConnectionsPerIpError } from './errors.ts'
@@ -57,8 +58,8 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
  * Frees the slots of a reserved upgrade if its peer leaves before it settles (ws then drops the
  * socket without a word). A refused upgrade is released by the route's `onResponse`.
  */
-function watchSocket (core: HubCore, raw: object, socket: Socket): void {
-  const release = (): void => { core.releaseReservation(raw as FastifyRequest['raw']) }
+function watchSocket (core: HubCore, raw: IncomingMessage, socket: Socket): void {
+  const release = (): void => { core.releaseReservation(raw) }
   socket.once('close', release)
   pendingReleases.set(raw, () => socket.removeListener('close', release))
 }

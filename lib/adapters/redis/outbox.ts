@@ -100,7 +100,8 @@ export class Outbox {
   /**
    * Schedules the flush of what is queued. While Redis has none of our commands to answer, at the
    * end of the current callback: a publish then leaves at once instead of waiting for every other
-   * I/O callback of this loop turn (the poll phase), which is what made cross-node latency's tail.
+   * I/O callback of this loop turn (the poll phase), which added up to a millisecond and more to
+   * cross-node latency on a busy node.
    * While some are in flight, at the end of the loop turn: a busy node's publishes of many
    * callbacks (a message from each of many clients) then share one pipeline, which costs a
    * fraction of separate commands.
