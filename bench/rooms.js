@@ -2,7 +2,7 @@
 // node receives is for rooms it has no member of, and what that costs the nodes and Redis.
 //
 //   node bench/rooms.js [--quick] [--nodes N] [--clients C] [--rooms R] [--rate B] [--seconds S]
-//                       [--baseline-dist path] [--systems hub,baseline,socketio,socketio-sharded]
+//                       [--baseline-dist path] [--systems hub,baseline,socketio,socketio-sharded] [--hops]
 //
 // Run `npm run build` first (system `hub` is this worktree's dist/). Needs a Redis at REDIS_URL
 // (default redis://127.0.0.1:6379); every run uses prefixes of its own.
@@ -25,7 +25,9 @@
 // cross-node deliveries); deliveries counted against the expected number. Redis clients of other
 // programs are counted (CLIENT LIST) and reported: Redis's CPU would include their work.
 // Prints a table per system, a comparison, and one JSON line with every figure (also written to
-// bench/results/rooms.json, or rooms-quick.json).
+// bench/results/rooms.json, or rooms-quick.json). A system may be named more than once (runs
+// alternate: --systems hub,socketio,socketio,hub). --hops adds, per node, its event-loop delay and,
+// for the hub, where a broadcast's time goes on its Redis hop (see hop-probe.js).
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -35,6 +37,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killChildrenOnExit, startChild, stopChild } from './children.js'
+import { hopProbe } from './hop-probe.js'
 import { clockOffsets, nowMicros, serve } from './ipc.js'
 import { cpuUsOf, delta, latencySummary, machineBusyPercent, machineInfo, machineTimes } from './measure.js'
 import { callsOf, parseInfo, reachableRedis, redisCpuUs } from './redis-admin.js'
@@ -58,6 +61,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     'baseline-dist': { type: 'string' },
     systems: { type: 'string' },
+    hops: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
@@ -71,22 +75,27 @@ const { values: args } = parseArgs({
  * listeners), and notes the connections' local ports (to tell this run's Redis clients from
  * others). `from` is a file whose `ioredis` is the one the system uses.
  */
-async function countPubSub (from, counters) {
+async function countPubSub (from, counters, probe) {
   const path = createRequire(from).resolve('ioredis')
   const { Redis } = await import(pathToFileURL(path).href)
   const emit = Redis.prototype.emit
   Redis.prototype.emit = function (event, ...rest) {
-    if (event === 'messageBuffer' || event === 'pmessageBuffer' || event === 'smessageBuffer') counters.pubsubIn++
-    else if (event === 'ready' && this.stream?.localPort !== undefined) counters.redisPorts.add(this.stream.localPort)
+    if (event === 'messageBuffer' || event === 'pmessageBuffer' || event === 'smessageBuffer') {
+      counters.pubsubIn++
+      probe?.received(rest[rest.length - 1])
+    } else if (event === 'ready' && this.stream?.localPort !== undefined) {
+      counters.redisPorts.add(this.stream.localPort)
+      probe?.watchWrites(this.stream)
+    }
     return emit.call(this, event, ...rest)
   }
   return Redis
 }
 
 /** The hub from a dist/ directory, with the Redis adapter; clients join the room of their query string. */
-async function hubNode (cfg, counters) {
+async function hubNode (cfg, counters, probe) {
   // first, so that the adapter's connections are counted from their first message
-  await countPubSub(join(cfg.dist, 'index.js'), counters)
+  await countPubSub(join(cfg.dist, 'index.js'), counters, probe)
   return listenRoomHub(cfg.dist, { url: cfg.redisUrl, prefix: cfg.prefix })
 }
 
@@ -96,8 +105,8 @@ async function hubNode (cfg, counters) {
  * room subscribed by the nodes that have a member of it). The adapter's receiving path is wrapped
  * to count what it receives and what it ignores.
  */
-async function socketIoNode (cfg, counters) {
-  const Redis = await countPubSub(join(here, 'rooms.js'), counters)
+async function socketIoNode (cfg, counters, probe) {
+  const Redis = await countPubSub(join(here, 'rooms.js'), counters, probe)
   const http = await import('node:http')
   const { Server } = await import('socket.io')
   const { RedisAdapter, createShardedAdapter } = await import('@socket.io/redis-adapter')
@@ -160,9 +169,10 @@ async function socketIoNode (cfg, counters) {
 
 async function runNode (cfg) {
   const counters = { pubsubIn: 0, redisPorts: new Set() }
+  const probe = cfg.hops ? hopProbe() : undefined
   const system = cfg.system === 'hub' || cfg.system === 'baseline'
-    ? await hubNode(cfg, counters)
-    : await socketIoNode(cfg, counters)
+    ? await hubNode(cfg, counters, probe)
+    : await socketIoNode(cfg, counters, probe)
   const names = Array.from({ length: cfg.rooms }, (_, i) => roomName(i))
   // every room, this node's own too: most broadcasts are for rooms of other nodes
   const everyRoom = names.map((_, i) => i)
@@ -189,6 +199,8 @@ async function runNode (cfg) {
     ...roomNodeCalls(system),
     snapshot: () => ({ cpu: process.cpuUsage(), pubsubIn: counters.pubsubIn, counters: system.counters(), rss: process.memoryUsage().rss, redisPorts: [...counters.redisPorts] }),
     run,
+    hopsReset: () => probe?.reset(),
+    hopsReport: () => probe?.report(),
     close: () => system.close()
   })
   process.send({ ready: true, port: system.port })
@@ -303,7 +315,7 @@ async function runSystem (system, ctx) {
   const loadAverage = os.loadavg()[0]
   try {
     for (let i = 0; i < N; i++) {
-      nodes.push(await startChild(thisFile, 'node', { system, index: i, rooms: R, prefix, dist, redisUrl: REDIS_URL }, `${system} node ${i}`))
+      nodes.push(await startChild(thisFile, 'node', { system, index: i, rooms: R, prefix, dist, redisUrl: REDIS_URL, hops: config.hops }, `${system} node ${i}`))
     }
     const clocks = await clockOffsets(nodes.map((node) => node.call))
     sink.offsets = clocks.map((clock) => clock.offsetUs)
@@ -341,8 +353,10 @@ async function runSystem (system, ctx) {
     const machineBefore = machineTimes()
     const driverBefore = process.cpuUsage()
     const wallBefore = performance.now()
+    if (config.hops) await Promise.all(nodes.map((node) => node.call('hopsReset')))
     const phase = await runPhase(nodes, owned, members, sink, { rate: config.rate, ms: config.seconds * 1000, phase: 1, seedBase: 1 })
     const nodesAfter = await Promise.all(nodes.map((node) => node.call('snapshot')))
+    const hops = config.hops ? await Promise.all(nodes.map((node) => node.call('hopsReport'))) : undefined
     const redisAfter = await redisSnapshot(redis)
     const driverCpu = process.cpuUsage(driverBefore)
     const wallMs = performance.now() - wallBefore
@@ -404,6 +418,7 @@ async function runSystem (system, ctx) {
       clientProcessCpuPercent: 100 * (driverCpu.user + driverCpu.system) / 1000 / wallMs,
       redisCpuPercent: 100 * redisDelta.cpuUs / 1000 / wallMs,
       redisForeignClients: foreignClients,
+      hops,
       pubsubInPerNode: perNode.reduce((sum, node) => sum + node.pubsubIn, 0) / N,
       forItsRoomsPerNode: perNode.reduce((sum, node) => sum + node.forItsRooms, 0) / N,
       perNode
@@ -452,6 +467,11 @@ function printSystem (r, config) {
   console.log(`over the run: machine ${fixed(r.machineBusyPercent, 0)}% busy (all cores), the client process ${fixed(r.clientProcessCpuPercent, 0)}% of a core, Redis ${fixed(r.redisCpuPercent, 0)}%`)
   console.log(`latency p50 / p99 / max: all ${lat(r.latencyMs.all)}; same node ${lat(r.latencyMs.local)}; cross-node ${lat(r.latencyMs.crossNode)}`)
   console.log(`Redis: ${r.channels.channels} channel(s) and ${r.channels.shardChannels} shard channel(s) under the run's prefix, ${r.channels.patternsOnServer} pattern subscription(s) on the server; PUBLISH ${r.redisPublishes.publish}, SPUBLISH ${r.redisPublishes.spublish}; ${r.redisConnectedClients} clients connected`)
+  if (r.hops !== undefined) {
+    const us = (s) => s.n === 0 ? '-' : `${s.p50} / ${s.p99} / ${s.max} µs`
+    r.hops.forEach((h, k) => console.log(`node ${k}: event-loop delay p99 / max ${fixed(h.loopDelayMs.p99, 1)} / ${fixed(h.loopDelayMs.max, 1)} ms; ` +
+      `stamp to written to Redis p50 / p99 / max ${us(h.writtenUs)}; stamp to read by the subscriber ${us(h.receivedUs)}`))
+  }
   if (r.redisForeignClients > 0) console.log(`! ${r.redisForeignClients} Redis client(s) of other programs were connected: Redis CPU includes their work`)
 }
 
@@ -528,6 +548,7 @@ async function main () {
     rooms: number('rooms', quick ? 100 : 1000),
     rate: number('rate', quick ? 400 : 1000),
     seconds: number('seconds', quick ? 3 : 10),
+    hops: args.hops,
     messageBytes: MESSAGE_SIZE
   }
   config.warmupMs = quick ? 1000 : 2000

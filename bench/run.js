@@ -5,10 +5,14 @@
 //   --reps=N           repetitions (alternating implementations) of the main scenarios
 //   --sizes=a,b        client counts of the main scenarios (ascending; latency rates are set for 1000 and 10000)
 //   --impl=a,b         only these implementations (the reference is always kept); `hub-metrics`, the hub
-//                      with the `metrics` option on, runs only when named (BENCHMARKS.md "Metrics")
+//                      with the `metrics` option on, runs only when named (BENCHMARKS.md "Metrics"); so does
+//                      `hub-base`, the hub built in $HUB_BASE_DIST (an older commit's dist/, for A/B in one run)
 //   --only=main,typed,stall,heartbeat,idle,two-node   only these scenario groups
 //   --idle-ms=N        length of the idle scenario's CPU window (default 40000: two heartbeat intervals)
 //   --idle-reps=N      repetitions of the idle scenario (default 2; 1 with --quick)
+//   --latency-ms=N     how long each latency measurement sends (default 2000; 500 with --quick)
+//   --measure=cpu,latency,memory   in `main`, only these measurements after each connect storm (the
+//                      storm, `upgrades`, is always measured: it is how the clients get there)
 //   --cpu-prof         run the hub server under `node --cpu-prof` (profiles in bench/results/)
 import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -36,7 +40,8 @@ const LABELS = {
   'fastify-ws': '@fastify/websocket loop',
   'socket.io': 'socket.io io.emit',
   hub: 'fastify-ws-hub broadcast',
-  'hub-metrics': 'fastify-ws-hub broadcast, metrics on (histograms observed)'
+  'hub-metrics': 'fastify-ws-hub broadcast, metrics on (histograms observed)',
+  'hub-base': `fastify-ws-hub broadcast, the build in HUB_BASE_DIST (${process.env.HUB_BASE_DIST ?? 'not set'})`
 }
 // The typed-messages scenario compares its own three servers, against the untyped hub route
 const TYPED_IMPLS = ['hub-json', 'hub-typed', 'socket.io-ack']
@@ -48,9 +53,10 @@ const TYPED_LABELS = {
 }
 const chosen = valueOf('impl')?.split(',')
 const only = (names, reference) => chosen === undefined ? names : names.filter((name) => name === reference || chosen.includes(name))
-const impls = only(chosen === undefined ? IMPLS : [...IMPLS, 'hub-metrics'], REFERENCE)
+const impls = only(chosen === undefined ? IMPLS : [...IMPLS, 'hub-metrics', 'hub-base'], REFERENCE)
 const typedImpls = only(TYPED_IMPLS, TYPED_REFERENCE)
 const groups = valueOf('only')?.split(',') ?? ['main', 'typed', 'stall', 'heartbeat', 'idle', 'two-node']
+const measures = valueOf('measure')?.split(',') ?? ['cpu', 'latency', 'memory']
 
 const config0 = quick
   ? { sizes: [100, 500], reps: 1, deliveries: { 1: 10_000, 10: 20_000, rooms: 10_000, warm: 5000 }, roundDeliveries: 10_000, latencyMs: 500, latencyRate: { 100: 50, 500: 20 }, stall: { clients: 20, size: 65_536, rate: 40, ms: 1000 }, heartbeat: { clients: 500, ms: 1200 }, idle: { clients: 500, settleMs: 500, ms: 3000, reps: 1 }, typed: { clients: 100, requests: 10_000, deliveries: 20_000 } }
@@ -59,6 +65,8 @@ const config = { ...config0, sizes: valueOf('sizes')?.split(',').map(Number) ?? 
 config.reps = Number(valueOf('reps') ?? config.reps)
 config.idle = { ...config.idle, ms: Number(valueOf('idle-ms') ?? config.idle.ms), reps: Number(valueOf('idle-reps') ?? config.idle.reps) }
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+// A longer latency window gives each repetition more broadcasts (at 10k clients, 2 a second)
+config.latencyMs = Number(valueOf('latency-ms') ?? config.latencyMs)
 /** Broadcasts per second of the latency scenario: a fixed rate well below saturation (20k deliveries/s by default). */
 const rateFor = (clients) => config.latencyRate[clients] ?? Math.max(1, Math.round(20_000 / clients))
 const MESSAGE_SIZE = 100
@@ -212,19 +220,27 @@ async function mainSession (impl, fleet) {
       connected = await waitForCount(server, clients)
       if (connected !== clients) throw new Error(`${impl}: ${connected} of ${clients} clients registered`)
       await sleep(200)
-      at.memory = perConnection(await server.call('memory'), empty, clients)
-      step('memory')
+      if (measures.includes('memory')) {
+        at.memory = perConnection(await server.call('memory'), empty, clients)
+        step('memory')
+      }
       const { deliveries } = config
-      await throughput(server, fleet, clients, 1, 'all', deliveries.warm) // warm-up, not counted
-      step('warm-up')
-      at.cpu1 = await throughput(server, fleet, clients, 1, 'all', deliveries[1])
-      step('x1')
-      at.cpu10 = await throughput(server, fleet, clients, 10, 'all', deliveries[10])
-      step('x10')
-      at.rooms = await throughput(server, fleet, clients, 1, 'rooms', deliveries.rooms)
-      step('rooms')
-      at.latency = await latency(server, fleet, clients, rateFor(clients))
-      step('latency')
+      if (measures.includes('cpu') || measures.includes('latency')) {
+        await throughput(server, fleet, clients, 1, 'all', deliveries.warm) // warm-up, not counted
+        step('warm-up')
+      }
+      if (measures.includes('cpu')) {
+        at.cpu1 = await throughput(server, fleet, clients, 1, 'all', deliveries[1])
+        step('x1')
+        at.cpu10 = await throughput(server, fleet, clients, 10, 'all', deliveries[10])
+        step('x10')
+        at.rooms = await throughput(server, fleet, clients, 1, 'rooms', deliveries.rooms)
+        step('rooms')
+      }
+      if (measures.includes('latency')) {
+        at.latency = await latency(server, fleet, clients, rateFor(clients))
+        step('latency')
+      }
     }
   } finally {
     await fleet.call('closeAll')
@@ -480,17 +496,17 @@ function table (sessions) {
   const metric = (label, pick, digits, unit) => metrics.push([label, pick, digits, unit])
   for (const clients of config.sizes) {
     const k = clients >= 1000 ? `${clients / 1000}k` : String(clients)
-    metric(`CPU/msg ${k} x1`, (s) => s[clients]?.cpu1.cpuUsPerMsg, 3, 'us')
-    metric(`CPU/msg ${k} x10`, (s) => s[clients]?.cpu10.cpuUsPerMsg, 3, 'us')
-    metric(`CPU/msg ${k} rooms`, (s) => s[clients]?.rooms.cpuUsPerMsg, 3, 'us')
-    metric(`client CPU/msg ${k} x1`, (s) => s[clients]?.cpu1.clientCpuUsPerMsg, 3, 'us')
-    metric(`rate ${k} x1`, (s) => s[clients]?.cpu1.ratePerSec / 1000, 0, 'k msg/s')
-    metric(`rate ${k} x10`, (s) => s[clients]?.cpu10.ratePerSec / 1000, 0, 'k msg/s')
-    metric(`latency ${k} p50 @${rateFor(clients)}/s`, (s) => s[clients]?.latency.p50, 1, 'ms')
-    metric(`latency ${k} p99 @${rateFor(clients)}/s`, (s) => s[clients]?.latency.p99, 1, 'ms')
-    metric(`latency ${k} max @${rateFor(clients)}/s`, (s) => s[clients]?.latency.max, 1, 'ms')
-    metric(`heap/conn ${k}`, (s) => s[clients]?.memory.heapBytes / 1024, 2, 'KB')
-    metric(`rss/conn ${k}`, (s) => s[clients]?.memory.rssBytes / 1024, 2, 'KB')
+    metric(`CPU/msg ${k} x1`, (s) => s[clients]?.cpu1?.cpuUsPerMsg, 3, 'us')
+    metric(`CPU/msg ${k} x10`, (s) => s[clients]?.cpu10?.cpuUsPerMsg, 3, 'us')
+    metric(`CPU/msg ${k} rooms`, (s) => s[clients]?.rooms?.cpuUsPerMsg, 3, 'us')
+    metric(`client CPU/msg ${k} x1`, (s) => s[clients]?.cpu1?.clientCpuUsPerMsg, 3, 'us')
+    metric(`rate ${k} x1`, (s) => s[clients]?.cpu1?.ratePerSec / 1000, 0, 'k msg/s')
+    metric(`rate ${k} x10`, (s) => s[clients]?.cpu10?.ratePerSec / 1000, 0, 'k msg/s')
+    metric(`latency ${k} p50 @${rateFor(clients)}/s`, (s) => s[clients]?.latency?.p50, 1, 'ms')
+    metric(`latency ${k} p99 @${rateFor(clients)}/s`, (s) => s[clients]?.latency?.p99, 1, 'ms')
+    metric(`latency ${k} max @${rateFor(clients)}/s`, (s) => s[clients]?.latency?.max, 1, 'ms')
+    metric(`heap/conn ${k}`, (s) => s[clients]?.memory?.heapBytes / 1024, 2, 'KB')
+    metric(`rss/conn ${k}`, (s) => s[clients]?.memory?.rssBytes / 1024, 2, 'KB')
   }
   const last = config.sizes.at(-1)
   const first = config.sizes[0]

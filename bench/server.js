@@ -1,6 +1,8 @@
 // One benchmark server: `node --expose-gc bench/server.js <impl> '<json options>'`, driven over IPC by run.js.
 import http from 'node:http'
+import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { pathToFileURL } from 'node:url'
 import { Sender, WebSocket, WebSocketServer } from 'ws'
 import { nowMicros, serve } from './ipc.js'
 
@@ -309,11 +311,15 @@ async function socketIoAck () {
   }
 }
 
-/** The built plugin; a build running meanwhile (rm -rf dist && tsc) gets a few seconds to finish. */
+/**
+ * The built plugin; a build running meanwhile (rm -rf dist && tsc) gets a few seconds to finish.
+ * `hub-base` loads the build in $HUB_BASE_DIST instead (an older commit's, for A/B in one run).
+ */
 async function importBuild () {
+  const url = impl === 'hub-base' ? pathToFileURL(join(process.env.HUB_BASE_DIST ?? '', 'index.js')).href : '../dist/index.js'
   for (let attempt = 1; ; attempt++) {
     try {
-      return await import('../dist/index.js')
+      return await import(url)
     } catch (error) {
       if (attempt === 20 || error.code !== 'ERR_MODULE_NOT_FOUND') throw error
       await new Promise((resolve) => setTimeout(resolve, 500))
@@ -333,6 +339,7 @@ const factories = {
   'fastify-ws': fastifyWebsocket,
   'socket.io': socketIo,
   hub,
+  'hub-base': hub,
   // The histograms observed and rendered by the hub (prom-client is not loaded in the bench).
   'hub-metrics': () => hub({ metrics: { promClient: false } }),
   // The Redis adapter with its defaults (lease, stall watch, subscriptions), on a prefix of its own.

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { OriginForbiddenError, TooManyConnectionsError, TooManyConnectionsPerIpError } from './errors.ts'
@@ -35,23 +36,29 @@ export function createAdmission (core: HubCore, originCheck: OriginCheck | undef
       done(new OriginForbiddenError(origin))
       return
     }
-    reserveSlot(core, request, ip)
+    const raw = request.raw
+    const socket = raw.socket as Socket | undefined
+    // A socket destroyed during an earlier async hook has closed already: no close event would free
+    // the slot, and ws will drop the upgrade without a word.
+    if (socket?.destroyed === true) {
+      done()
+      return
+    }
+    core.reserve(raw, ip)
     done()
+    // Without an async hook, the later hooks, the upgrade and the hub's handler all ran inside
+    // done(): the upgrade is settled already, and watching its socket would cost a listener, a
+    // closure and a map entry per upgrade for nothing. Only one still pending needs the watch; its
+    // socket cannot have emitted `close` yet, which Node emits on a later tick.
+    if (socket !== undefined && core.reserved(raw)) watchSocket(core, raw, socket)
   }
 }
 
 /**
- * Reserves the upgrade's slots until it opens, is refused (the route's `onResponse` releases them)
- * or its peer leaves first (ws then drops the socket without a word: its `close` releases them).
+ * Frees the slots of a reserved upgrade if its peer leaves before it settles (ws then drops the
+ * socket without a word). A refused upgrade is released by the route's `onResponse`.
  */
-function reserveSlot (core: HubCore, request: FastifyRequest, ip: string): void {
-  const raw = request.raw
-  const socket = raw.socket as Socket | undefined
-  // A socket destroyed during an earlier async hook has closed already: no close event would free
-  // the slot, and ws will drop the upgrade without a word.
-  if (socket?.destroyed === true) return
-  core.reserve(raw, ip)
-  if (socket === undefined) return
+function watchSocket (core: HubCore, raw: IncomingMessage, socket: Socket): void {
   const release = (): void => { core.releaseReservation(raw) }
   socket.once('close', release)
   pendingReleases.set(raw, () => socket.removeListener('close', release))

@@ -294,6 +294,11 @@ export class HubCore implements HubNode {
     this.holdIp(ip)
   }
 
+  /** Whether an admitted upgrade still holds its reservation (it has neither opened nor been refused). */
+  reserved (key: IncomingMessage): boolean {
+    return this.#reservations.has(key)
+  }
+
   /** Frees the slots of an upgrade that was refused or whose peer left (once: later calls do nothing). */
   releaseReservation (key: IncomingMessage): void {
     const ip = this.#reservations.get(key)

@@ -177,9 +177,11 @@ export class Hub<TEvents extends object = HubEvents> {
   #broadcastEncoded (message: EncodedMessage, options: BroadcastOptions | undefined): number {
     const { rooms, exceptId } = audienceOf(options)
     const core = this.#core
-    const written = core.deliverLocal(message, rooms, exceptId)
+    // Handed to the other nodes first: the publish then leaves ahead of this node's own socket
+    // writes (the adapter's flush is queued before the fan-out's uncork), as the other nodes'
+    // clients have the longer way to go.
     core.adapter.publish({ kind: 'broadcast', payload: message.payload, binary: message.binary, rooms, except: exceptId })
-    return written
+    return core.deliverLocal(message, rooms, exceptId)
   }
 
   /**

@@ -262,7 +262,7 @@ export function registerHubRoute (
     }
     releaseUpgradeLeftovers(socket, instance.websocketServer, request.raw)
     // Without onUpgrade's params the client makes its empty `{}` when first asked for it.
-    const clientParams = upgradeParams.get(request) as Record<string, unknown> | undefined
+    const clientParams = onUpgrade === undefined ? undefined : upgradeParams.get(request) as Record<string, unknown> | undefined
     const compression = compressionOf(socket, request.raw, core.sharedDeflate)
     const create = (id: string | undefined, ip: string): Client => {
       const client = new Client(core, core.hub ?? hub, socket, request, clientParams, handlers, ip, id)
