@@ -4,8 +4,15 @@ import type { IncomingMessage } from 'node:http'
 const MAX_ENTRIES = 1024
 /** Longer strings are left as they are: the table's memory stays small. */
 const MAX_LENGTH = 256
-/** Headers whose values differ for every connection: sharing them saves nothing and churns the table. */
-const UNIQUE_VALUES = new Set(['sec-websocket-key', 'cookie', 'authorization'])
+/**
+ * Headers whose values repeat from one connection to the next, the only values shared. A list of
+ * what repeats rather than of what does not: any other header may carry a token (an API key, a
+ * subprotocol used for auth), which must not outlive its connection in a table of the process.
+ */
+const REPEATED_VALUES = new Set([
+  'host', 'connection', 'upgrade', 'origin', 'user-agent', 'pragma', 'cache-control',
+  'accept-encoding', 'accept-language', 'sec-websocket-version', 'sec-websocket-extensions'
+])
 
 const canonical = new Map<string, string>()
 
@@ -25,8 +32,8 @@ function shared (text: string): string {
 
 /**
  * Makes an upgrade request that a client keeps for its whole life hold one shared copy of each
- * header name and of each value that connections repeat (`Host`, `Upgrade`, a browser's
- * `User-Agent`...), instead of the copies its HTTP parser made: about 300 bytes per connection
+ * header name and of each value of the headers that connections repeat (`Host`, `Upgrade`, a
+ * browser's `User-Agent`...), instead of the copies its HTTP parser made: about 300 bytes per connection
  * with a handful of headers, more with a browser's.
  */
 export function shareHeaderStrings (raw: IncomingMessage): void {
@@ -37,13 +44,13 @@ export function shareHeaderStrings (raw: IncomingMessage): void {
     const value = rawHeaders[index + 1]
     if (typeof name !== 'string' || typeof value !== 'string') continue
     rawHeaders[index] = shared(name)
-    if (!UNIQUE_VALUES.has(name.toLowerCase())) rawHeaders[index + 1] = shared(value)
+    if (REPEATED_VALUES.has(name.toLowerCase())) rawHeaders[index + 1] = shared(value)
   }
   // The parsed headers hold the same value strings: point them at the shared copies too.
   const headers = raw.headers as Record<string, unknown> | undefined
   for (const name in headers) {
     const value = headers[name]
-    if (typeof value === 'string' && !UNIQUE_VALUES.has(name)) headers[name] = shared(value)
+    if (typeof value === 'string' && REPEATED_VALUES.has(name)) headers[name] = shared(value)
   }
   if (typeof raw.httpVersion === 'string') raw.httpVersion = shared(raw.httpVersion)
   if (typeof raw.url === 'string') raw.url = shared(raw.url)

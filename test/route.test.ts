@@ -90,6 +90,31 @@ test('without onUpgrade the params are {}', async (t) => {
   assert.deepEqual(params, {})
 })
 
+test('client.request keeps every header as sent, for as many clients as connect, whatever their values', async (t) => {
+  const app = await createApp(t)
+  const seen: Array<{ headers: Record<string, unknown>, rawHeaders: string[], url: string }> = []
+  app.hub.route({
+    url: '/ws',
+    onOpen (client) {
+      // Read later, as a handler would long after the upgrade.
+      setImmediate(() => { seen.push({ headers: { ...client.request.headers }, rawHeaders: [...client.request.raw.rawHeaders], url: client.request.url }) })
+    }
+  })
+  const url = await listen(app)
+  const sent = [0, 1, 2].map(index => ({ 'User-Agent': 'agent/1.0', 'X-Api-Key': `key-${index}`, 'Accept-Language': 'en', 'X-Note': index === 2 ? 'x'.repeat(300) : 'same' }))
+  for (const [index, headers] of sent.entries()) await connect(`${url}/ws?n=${index}`, { headers })
+  await waitFor(() => seen.length === 3)
+  for (const [index, headers] of sent.entries()) {
+    const client = seen.find(entry => entry.url === `/ws?n=${index}`)
+    assert.ok(client !== undefined)
+    for (const [name, value] of Object.entries(headers)) {
+      assert.equal(client.headers[name.toLowerCase()], value, name)
+      const at = client.rawHeaders.indexOf(name)
+      assert.ok(at !== -1 && client.rawHeaders[at + 1] === value, `raw ${name}`)
+    }
+  }
+})
+
 test('a route inside a child plugin gets its prefix, hooks and decorators', async (t) => {
   const app = await createApp(t)
   const order: string[] = []
