@@ -62,14 +62,22 @@ test('a broadcast, a room broadcast or a sendTo is one PUBLISH whatever the numb
   assert.equal(a.app.hub.stats()['adapter.received'], 0)
 })
 
-test('malformed and foreign messages on the channel are ignored and counted, never delivered', async (t) => {
+/**
+ * Two nodes, a client of the second, and a plain Redis connection to publish on the channel to
+ * everyone as any publisher would; undefined without a Redis.
+ */
+async function channelScene (t: TestContext): Promise<{ a: TestNode, b: TestNode, b1: Awaited<ReturnType<typeof join>>, raw: Redis, channel: string } | undefined> {
   const url = await useRedis(t)
-  if (url === undefined) return
+  if (url === undefined) return undefined
   const prefix = uniquePrefix()
   const [a, b] = await twoNodes(t, url, prefix)
-  const b1 = await join(b)
-  const raw = rawClient(t, url)
-  const channel = `${prefix}:db0:all`
+  return { a, b, b1: await join(b), raw: rawClient(t, url), channel: `${prefix}:db0:all` }
+}
+
+test('malformed and foreign messages on the channel are ignored and counted, never delivered', async (t) => {
+  const scene = await channelScene(t)
+  if (scene === undefined) return
+  const { a, b, b1, raw, channel } = scene
   const garbage: Array<string | Buffer> = [
     'hello',
     '{"kind":"broadcast","payload":"x"}',
@@ -108,13 +116,9 @@ test('malformed and foreign messages on the channel are ignored and counted, nev
 })
 
 test('an envelope that comes after a later one of its publisher is dropped as late; a sequence that starts again is delivered', async (t) => {
-  const url = await useRedis(t)
-  if (url === undefined) return
-  const prefix = uniquePrefix()
-  const [a, b] = await twoNodes(t, url, prefix)
-  const b1 = await join(b)
-  const raw = rawClient(t, url)
-  const channel = `${prefix}:db0:all`
+  const scene = await channelScene(t)
+  if (scene === undefined) return
+  const { a, b, b1, raw, channel } = scene
   const header = '["publisher",null,null]'
   const start = Date.now()
   // As a shard's failover leaves them: 2 was held up and comes after 3.
