@@ -60,7 +60,7 @@ export class SequenceTracker {
     // 0: the next one. Below 0 or a jump of half the range, published later: not a gap but a
     // sequence that went back (a publisher that restarted under the same id, or forgot an idle
     // channel's counter), counted from here on.
-    if (missing <= 0 || missing >= HALF_RANGE) return 0
+    if (missing === 0 || wentBack) return 0
     this.lost += missing
     this.gaps++
     return missing
